@@ -1,0 +1,49 @@
+# Thin wrapper around meson/ninja.  Every target installs what it needs from
+# Debian when it is missing (CI and fresh machines run as root).
+SHELL := /bin/bash
+BUILD ?= build
+MESON_TEST := meson test --print-errorlogs --num-processes 2
+
+.PHONY: all deps build test sanitize tsan bench demo clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test: build
+	$(MESON_TEST) -C $(BUILD)
+
+# ASan + UBSan build running the whole test suite.
+sanitize: deps
+	@[ -f build-asan/build.ninja ] || CC=clang meson setup build-asan \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
+	ninja -C build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(MESON_TEST) -C build-asan
+
+# ThreadSanitizer build running the concurrency tests.
+tsan: deps
+	@[ -f build-tsan/build.ninja ] || CC=clang meson setup build-tsan \
+	    -Db_sanitize=thread -Db_lundef=false -Dbench=false
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    setarch $$(uname -m) -R $(MESON_TEST) -C build-tsan --suite concurrency
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+demo: build
+	@echo "vfpm demo: the end-to-end demo (a polling device served over vfio-user that"
+	@echo "really sleeps in low power) is not built yet; see issue 6. What exists today:"
+	@echo "the runtime PM core, exercised by 'make test' and measured by 'make bench'."
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan
