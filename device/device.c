@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Device core: devices, their open instances, the runtime PM request wrapper
+ * and VFIO_DEVICE_FEATURE validation (the kernel's vfio_main.c).
+ */
+#include <vfpm/device.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+struct vfpm_device {
+	/* Immutable after creation. */
+	struct vfpm_device_ops ops;
+	void *priv;
+	struct vfpm_pm_dev *pm;		/* NULL: no runtime PM callbacks, no wrapper */
+
+	/* Serialises open_device/close_device and guards open_count. */
+	pthread_mutex_t open_lock;
+	unsigned int open_count;
+};
+
+struct vfpm_instance {
+	struct vfpm_device *dev;	/* immutable */
+};
+
+/* ---- user buffers and fds ---- */
+
+int vfpm_ubuf_read(const struct vfpm_ubuf *u, size_t offset, void *dst, size_t len)
+{
+	if (offset > u->in_len || len > u->in_len - offset)
+		return -EFAULT;
+	memcpy(dst, (const char *)u->data + offset, len);
+	return 0;
+}
+
+int vfpm_ubuf_write(struct vfpm_ubuf *u, size_t offset, const void *src, size_t len)
+{
+	if (offset > u->cap || len > u->cap - offset)
+		return -EFAULT;
+	memcpy((char *)u->data + offset, src, len);
+	if (offset + len > u->out_len)
+		u->out_len = offset + len;
+	return 0;
+}
+
+int vfpm_fds_lookup(const struct vfpm_fds *fds, int32_t number)
+{
+	if (number < 0)
+		return -EBADF;
+	if (fds) {
+		if ((uint32_t)number >= fds->count)
+			return -EBADF;
+		number = fds->fd[number];
+	}
+	if (fcntl(number, F_GETFD) < 0)
+		return -EBADF;
+	return number;
+}
+
+static bool fd_is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+int vfpm_eventfd_get(const struct vfpm_fds *fds, int32_t number)
+{
+	int fd = vfpm_fds_lookup(fds, number);
+	int dup;
+
+	if (fd < 0)
+		return fd;
+	if (!fd_is_eventfd(fd))
+		return -EINVAL;
+	dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	return dup < 0 ? -errno : dup;
+}
+
+int vfpm_eventfd_signal(int efd)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	do {
+		n = write(efd, &one, sizeof(one));
+	} while (n < 0 && errno == EINTR);
+	return n == (ssize_t)sizeof(one) ? 0 : -errno;
+}
+
+int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd)
+{
+	if (!out || out->count >= VFPM_FDS_OUT_MAX)
+		return -ENOSPC;
+	out->fd[out->count++] = fd;
+	return 0;
+}
+
+/* ---- runtime PM glue ---- */
+
+static int device_runtime_suspend(struct vfpm_pm_dev *pm, void *opaque)
+{
+	struct vfpm_device *dev = opaque;
+
+	(void)pm;
+	return dev->ops.runtime_suspend ? dev->ops.runtime_suspend(dev) : 0;
+}
+
+static int device_runtime_resume(struct vfpm_pm_dev *pm, void *opaque)
+{
+	struct vfpm_device *dev = opaque;
+
+	(void)pm;
+	return dev->ops.runtime_resume ? dev->ops.runtime_resume(dev) : 0;
+}
+
+static const struct vfpm_pm_ops device_pm_ops = {
+	.runtime_suspend = device_runtime_suspend,
+	.runtime_resume = device_runtime_resume,
+};
+
+int vfpm_device_pm_get(struct vfpm_device *dev)
+{
+	if (dev->pm && vfpm_pm_resume_and_get(dev->pm) < 0)
+		return -EIO;
+	return 0;
+}
+
+void vfpm_device_pm_put(struct vfpm_device *dev)
+{
+	if (dev->pm)
+		vfpm_pm_put(dev->pm);
+}
+
+/* ---- devices and instances ---- */
+
+int vfpm_device_create(const struct vfpm_device_ops *ops, void *priv, struct vfpm_device **out)
+{
+	struct vfpm_device *dev;
+	int err;
+
+	if (!ops || !out)
+		return -EINVAL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->ops = *ops;
+	dev->priv = priv;
+	pthread_mutex_init(&dev->open_lock, NULL);
+
+	if (ops->runtime_suspend || ops->runtime_resume) {
+		err = vfpm_pm_dev_create(&device_pm_ops, dev, &dev->pm);
+		if (err) {
+			pthread_mutex_destroy(&dev->open_lock);
+			free(dev);
+			return err;
+		}
+		/* As a bound kernel device: active, enabled, held by the probe. */
+		vfpm_pm_set_active(dev->pm);
+		vfpm_pm_get_noresume(dev->pm);
+		vfpm_pm_enable(dev->pm);
+	}
+	*out = dev;
+	return 0;
+}
+
+void vfpm_device_destroy(struct vfpm_device *dev)
+{
+	if (!dev)
+		return;
+	vfpm_pm_dev_destroy(dev->pm);
+	pthread_mutex_destroy(&dev->open_lock);
+	free(dev);
+}
+
+void *vfpm_device_priv(const struct vfpm_device *dev)
+{
+	return dev->priv;
+}
+
+struct vfpm_pm_dev *vfpm_device_pm(const struct vfpm_device *dev)
+{
+	return dev->pm;
+}
+
+unsigned int vfpm_device_open_count(struct vfpm_device *dev)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&dev->open_lock);
+	n = dev->open_count;
+	pthread_mutex_unlock(&dev->open_lock);
+	return n;
+}
+
+int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out)
+{
+	struct vfpm_instance *inst = calloc(1, sizeof(*inst));
+	int err = 0;
+
+	if (!inst)
+		return -ENOMEM;
+	inst->dev = dev;
+	pthread_mutex_lock(&dev->open_lock);
+	if (dev->open_count == 0 && dev->ops.open_device)
+		err = dev->ops.open_device(dev);
+	if (!err)
+		dev->open_count++;
+	pthread_mutex_unlock(&dev->open_lock);
+	if (err) {
+		free(inst);
+		return err;
+	}
+	*out = inst;
+	return 0;
+}
+
+void vfpm_instance_close(struct vfpm_instance *inst)
+{
+	struct vfpm_device *dev;
+
+	if (!inst)
+		return;
+	dev = inst->dev;
+	pthread_mutex_lock(&dev->open_lock);
+	if (--dev->open_count == 0 && dev->ops.close_device)
+		dev->ops.close_device(dev);
+	pthread_mutex_unlock(&dev->open_lock);
+	free(inst);
+}
+
+struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst)
+{
+	return inst->dev;
+}
+
+/* ---- requests ---- */
+
+int vfpm_check_feature(uint32_t flags, size_t argsz, uint32_t supported_ops, size_t minsz)
+{
+	if ((flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) & ~supported_ops)
+		return -EINVAL;
+	if (flags & VFIO_DEVICE_FEATURE_PROBE)
+		return 0;
+	/* Without PROBE, one of GET or SET must be asked for. */
+	if (!(flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)))
+		return -EINVAL;
+	if (argsz < minsz)
+		return -EINVAL;
+	return 1;
+}
+
+/* VFIO_DEVICE_FEATURE: the core's checks, in the kernel's order, then the driver. */
+static int device_feature(struct vfpm_device *dev, struct vfpm_ubuf *arg, const struct vfpm_fds *in)
+{
+	const size_t minsz = sizeof(struct vfio_device_feature);
+	const uint32_t known = VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET |
+			       VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE;
+	struct vfio_device_feature feature;
+	struct vfpm_ubuf data;
+	int err;
+
+	err = vfpm_ubuf_read(arg, 0, &feature, minsz);
+	if (err)
+		return err;
+	if (feature.argsz < minsz)
+		return -EINVAL;
+	if (feature.flags & ~known)
+		return -EINVAL;
+	/* GET and SET are mutually exclusive except with PROBE. */
+	if (!(feature.flags & VFIO_DEVICE_FEATURE_PROBE) &&
+	    (feature.flags & VFIO_DEVICE_FEATURE_SET) && (feature.flags & VFIO_DEVICE_FEATURE_GET))
+		return -EINVAL;
+
+	switch (feature.flags & VFIO_DEVICE_FEATURE_MASK) {
+	case VFIO_DEVICE_FEATURE_MIGRATION:
+	case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+		return -ENOTTY; /* no vfpm driver implements migration */
+	default:
+		if (!dev->ops.device_feature)
+			return -EINVAL;
+		data = (struct vfpm_ubuf){
+			.data = (char *)arg->data + minsz,
+			.in_len = arg->in_len > minsz ? arg->in_len - minsz : 0,
+			.cap = arg->cap > minsz ? arg->cap - minsz : 0,
+		};
+		err = dev->ops.device_feature(dev, feature.flags, &data, feature.argsz - minsz, in);
+		if (data.out_len && data.out_len + minsz > arg->out_len)
+			arg->out_len = data.out_len + minsz;
+		return err;
+	}
+}
+
+long vfpm_instance_ioctl(struct vfpm_instance *inst, unsigned int cmd, struct vfpm_ubuf *arg,
+			 const struct vfpm_fds *in, struct vfpm_fds_out *out)
+{
+	struct vfpm_device *dev = inst->dev;
+	long ret;
+
+	/* The device is resumed before the argument is even read. */
+	ret = vfpm_device_pm_get(dev);
+	if (ret)
+		return ret;
+	if (cmd == VFIO_DEVICE_FEATURE)
+		ret = device_feature(dev, arg, in);
+	else if (dev->ops.ioctl)
+		ret = dev->ops.ioctl(dev, cmd, arg, in, out);
+	else
+		ret = -EINVAL;
+	vfpm_device_pm_put(dev);
+	return ret;
+}
+
+ssize_t vfpm_instance_read(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos)
+{
+	if (!inst->dev->ops.read)
+		return -EINVAL;
+	return inst->dev->ops.read(inst->dev, buf, count, pos);
+}
+
+ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t count,
+			    uint64_t pos)
+{
+	if (!inst->dev->ops.write)
+		return -EINVAL;
+	return inst->dev->ops.write(inst->dev, buf, count, pos);
+}

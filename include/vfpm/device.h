@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfpm device core (layer 2): the userspace counterpart of Linux's
+ * drivers/vfio/vfio_main.c.
+ *
+ * A driver registers a struct vfpm_device with an ops table.  Each user of the
+ * device (a vfio-user connection, a test) opens an instance, the equivalent
+ * of a device file descriptor; the first open calls open_device and the last
+ * close calls close_device.  Requests on an instance are the kernel's device
+ * ioctls (VFIO_DEVICE_GET_INFO, _GET_REGION_INFO, _GET_IRQ_INFO, _SET_IRQS,
+ * _RESET, _FEATURE: same command numbers, same argument structs from
+ * <linux/vfio.h>) plus read and write at VFIO region offsets.
+ *
+ * When the driver has runtime PM callbacks, the device gets a runtime PM
+ * device (see <vfpm/pm.h>) and every ioctl runs between resume_and_get and
+ * put, before its argument is even looked at; a failed resume returns -EIO.
+ * Read and write are left to the driver, which brackets them itself with
+ * vfpm_device_pm_get() / vfpm_device_pm_put() once it has checked the region
+ * index (as vfio-pci does).
+ *
+ * Arguments travel in a struct vfpm_ubuf, the stand-in for user memory: a
+ * read past what the user supplied, or a write past what the user can take
+ * back, is -EFAULT, as copy_from_user / copy_to_user would be.  File
+ * descriptors named in arguments (eventfds) are looked up in a struct
+ * vfpm_fds: the fds that came with the request (vfio-user, where an
+ * argument's fd number is an index into the message's fds), or, when NULL,
+ * the process's own fd table (as with the kernel).
+ */
+#ifndef VFPM_DEVICE_H
+#define VFPM_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <vfpm/pm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vfpm_device;
+struct vfpm_instance;
+
+/* An ioctl argument in "user memory". */
+struct vfpm_ubuf {
+	void *data;
+	size_t in_len;		/* bytes the user supplied: readable */
+	size_t cap;		/* bytes the user can take back: writable */
+	size_t out_len;		/* high-water mark of what was written */
+};
+
+int vfpm_ubuf_read(const struct vfpm_ubuf *u, size_t offset, void *dst, size_t len);
+int vfpm_ubuf_write(struct vfpm_ubuf *u, size_t offset, const void *src, size_t len);
+
+/* File descriptors that came with a request; fd numbers in arguments index it. */
+struct vfpm_fds {
+	const int *fd;
+	unsigned int count;
+};
+
+/*
+ * Resolve an fd number from an argument: the request's fd at that index, or
+ * the process's fd itself when fds is NULL.  Returns the fd (not duplicated),
+ * or -EBADF when there is no such open fd.
+ */
+int vfpm_fds_lookup(const struct vfpm_fds *fds, int32_t number);
+
+/*
+ * The kernel's eventfd_ctx_fdget for an argument's fd number: a duplicate of
+ * the eventfd (the caller owns it and closes it when done), -EBADF when the
+ * number names no open fd, -EINVAL when the fd is not an eventfd.
+ */
+int vfpm_eventfd_get(const struct vfpm_fds *fds, int32_t number);
+/* Add 1 to an eventfd's counter (the kernel's eventfd_signal). */
+int vfpm_eventfd_signal(int efd);
+
+/* File descriptors a reply carries back (e.g. a region's memfd). */
+#define VFPM_FDS_OUT_MAX 8
+struct vfpm_fds_out {
+	int fd[VFPM_FDS_OUT_MAX];	/* owned by the caller once returned */
+	unsigned int count;
+};
+
+int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd);
+
+struct vfpm_device_ops {
+	/* First open / last close; called with the open lock held. */
+	int (*open_device)(struct vfpm_device *dev);
+	void (*close_device)(struct vfpm_device *dev);
+	/* Every device ioctl but VFIO_DEVICE_FEATURE; -EINVAL when NULL. */
+	long (*ioctl)(struct vfpm_device *dev, unsigned int cmd, struct vfpm_ubuf *arg,
+		      const struct vfpm_fds *in, struct vfpm_fds_out *out);
+	/* Region access at a VFIO region offset (index << 40 | offset). */
+	ssize_t (*read)(struct vfpm_device *dev, void *buf, size_t count, uint64_t pos);
+	ssize_t (*write)(struct vfpm_device *dev, const void *buf, size_t count, uint64_t pos);
+	/*
+	 * One VFIO_DEVICE_FEATURE after the core's validation: flags as the
+	 * user gave them, data after the 8-byte header, argsz the user's argsz
+	 * minus the header.  NULL: -EINVAL, as in the kernel.
+	 */
+	int (*device_feature)(struct vfpm_device *dev, uint32_t flags, struct vfpm_ubuf *data,
+			      size_t argsz, const struct vfpm_fds *in);
+	/* Runtime PM; having either makes the device a runtime PM device. */
+	int (*runtime_suspend)(struct vfpm_device *dev);
+	int (*runtime_resume)(struct vfpm_device *dev);
+};
+
+/*
+ * Register a device.  A runtime PM device starts as a probed kernel device
+ * does: ACTIVE, runtime PM enabled and one usage reference held by the
+ * registration, which the driver drops when it is ready (vfio-pci does so at
+ * the end of its registration, and the unused device then suspends).
+ */
+int vfpm_device_create(const struct vfpm_device_ops *ops, void *priv, struct vfpm_device **out);
+/* All instances must be closed. */
+void vfpm_device_destroy(struct vfpm_device *dev);
+void *vfpm_device_priv(const struct vfpm_device *dev);
+/* The device's runtime PM device, or NULL when the driver has no PM callbacks. */
+struct vfpm_pm_dev *vfpm_device_pm(const struct vfpm_device *dev);
+unsigned int vfpm_device_open_count(struct vfpm_device *dev);
+
+/* The request wrapper's halves: 0, or -EIO when the device cannot be resumed. */
+int vfpm_device_pm_get(struct vfpm_device *dev);
+void vfpm_device_pm_put(struct vfpm_device *dev);
+
+/* Open an instance (a "device fd"); the first one calls open_device. */
+int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out);
+/* Close it; the last one calls close_device.  No request may be in flight on it. */
+void vfpm_instance_close(struct vfpm_instance *inst);
+struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst);
+
+/* A device ioctl (cmd from <linux/vfio.h>).  out may be NULL if no fds can come back. */
+long vfpm_instance_ioctl(struct vfpm_instance *inst, unsigned int cmd, struct vfpm_ubuf *arg,
+			 const struct vfpm_fds *in, struct vfpm_fds_out *out);
+ssize_t vfpm_instance_read(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos);
+ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t count,
+			    uint64_t pos);
+
+/*
+ * The kernel's vfio_check_feature, for drivers: -EINVAL when flags ask for an
+ * operation outside supported_ops (VFIO_DEVICE_FEATURE_GET/SET) or for none,
+ * or argsz < minsz; 0 for a PROBE; 1 when the driver should carry it out.
+ */
+int vfpm_check_feature(uint32_t flags, size_t argsz, uint32_t supported_ops, size_t minsz);
+
+/* Region offsets, as vfio-pci lays them out: index in the top 24 bits. */
+#define VFPM_REGION_SHIFT 40
+#define VFPM_REGION_OFFSET(index) ((uint64_t)(index) << VFPM_REGION_SHIFT)
+#define VFPM_REGION_INDEX(pos) ((unsigned int)((uint64_t)(pos) >> VFPM_REGION_SHIFT))
+#define VFPM_REGION_OFFSET_MASK (VFPM_REGION_OFFSET(1) - 1)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VFPM_DEVICE_H */

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfpm PCI device core (layer 3): the userspace counterpart of Linux 6.1's
+ * vfio-pci-core, for emulated devices.
+ *
+ * A device model (layer 4, the kernel's "variant driver") describes its
+ * function with struct vfpm_pci_desc and plugs in through struct
+ * vfpm_pci_model_ops.  The core provides the configuration space with its
+ * capability list, the BARs (trapped into bar_rw, or backed by a memfd the
+ * user can mmap), the interrupts, reset, the runtime power management
+ * features (VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, _ENTRY_WITH_WAKEUP, _EXIT)
+ * and the runtime suspend / resume that stop and restart the model's backend.
+ *
+ * Open the device through the device core: vfpm_device_open(vfpm_pci_device(p)).
+ *
+ * Locking for models: callbacks run without core locks held.  Code that
+ * touches mmap-able BAR memory through vfpm_pci_bar_mem() (a backend thread,
+ * or bar_rw of another BAR) must hold vfpm_pci_mem_lock() around the access:
+ * revoking the user's mappings moves those bytes under the write side.
+ */
+#ifndef VFPM_PCI_H
+#define VFPM_PCI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <vfpm/device.h>
+#include <vfpm/pm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vfpm_pci_dev;
+
+enum vfpm_pci_bar_type {
+	VFPM_PCI_BAR_NONE = 0,
+	VFPM_PCI_BAR_MEM32,
+	VFPM_PCI_BAR_MEM64,	/* takes this index and the next */
+	VFPM_PCI_BAR_IO,
+};
+
+struct vfpm_pci_bar_desc {
+	enum vfpm_pci_bar_type type;
+	uint64_t size;		/* power of two */
+	bool prefetchable;
+	/*
+	 * Backed by a memfd the user may mmap (memory BARs whose size is a
+	 * multiple of the page size); otherwise every access is trapped into
+	 * the model's bar_rw.
+	 */
+	bool mappable;
+};
+
+struct vfpm_pci_desc {
+	uint16_t vendor_id, device_id;
+	uint16_t subsystem_vendor_id, subsystem_id;
+	uint8_t revision;
+	uint32_t class_code;		/* 24 bits */
+	uint8_t interrupt_pin;		/* 0: no INTx, 1: INTA */
+	struct vfpm_pci_bar_desc bars[6];
+	/* Capabilities, in list order PM, MSI, MSI-X, PCIe; 0/false leaves one out. */
+	bool pm_cap;
+	bool no_soft_reset;		/* PMCSR NoSoftReset */
+	unsigned int msi_vectors;
+	unsigned int msix_vectors;
+	uint8_t msix_bar;		/* table at offset 0, PBA after it, in this BAR */
+	bool pcie_cap;
+	bool flr;
+};
+
+struct vfpm_pci_model_ops {
+	/* First open and last close of the device.  open may take a runtime PM
+	 * reference (vfpm_pm_get_noresume) to keep the device out of runtime
+	 * suspend while it is open; close then drops it. */
+	int (*open)(struct vfpm_pci_dev *pdev);
+	void (*close)(struct vfpm_pci_dev *pdev);
+	/* A trapped BAR access (offset within the BAR); bytes done or -errno. */
+	ssize_t (*bar_rw)(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset,
+			  void *buf, size_t count, bool write);
+	/* Function reset: VFIO_DEVICE_RESET, FLR, or a soft reset on D3hot->D0. */
+	void (*reset)(struct vfpm_pci_dev *pdev);
+	/* Runtime suspend: stop the backend, release what can be released. */
+	int (*runtime_suspend)(struct vfpm_pci_dev *pdev);
+	int (*runtime_resume)(struct vfpm_pci_dev *pdev);
+};
+
+int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_model_ops *ops,
+			void *model, struct vfpm_pci_dev **out);
+/* Every instance must be closed. */
+void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev);
+
+struct vfpm_device *vfpm_pci_device(struct vfpm_pci_dev *pdev);
+struct vfpm_pm_dev *vfpm_pci_pm(struct vfpm_pci_dev *pdev);
+void *vfpm_pci_model(struct vfpm_pci_dev *pdev);
+
+/* The model's own view of a mappable BAR's memory (stays valid while revoked). */
+void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar);
+/* Hold off revocation of mappable BAR memory (the memory lock, read side). */
+void vfpm_pci_mem_lock(struct vfpm_pci_dev *pdev);
+void vfpm_pci_mem_unlock(struct vfpm_pci_dev *pdev);
+
+/* Low power state as the user requested it. */
+bool vfpm_pci_low_power_engaged(struct vfpm_pci_dev *pdev);
+/* Current PMCSR power state: 0 (D0) or 3 (D3hot). */
+int vfpm_pci_power_state(struct vfpm_pci_dev *pdev);
+
+/*
+ * Host-side access, for the device model or a management tool: resumes the
+ * device for the access (-EIO if it cannot be resumed).  Config accesses are
+ * raw (no write masks), sizes 1, 2 or 4.
+ */
+int vfpm_pci_host_cfg_read(struct vfpm_pci_dev *pdev, unsigned int offset, unsigned int size,
+			   uint32_t *value);
+int vfpm_pci_host_cfg_write(struct vfpm_pci_dev *pdev, unsigned int offset, unsigned int size,
+			    uint32_t value);
+
+/* Interrupts raised by the model. */
+void vfpm_pci_intx_assert(struct vfpm_pci_dev *pdev);
+void vfpm_pci_intx_deassert(struct vfpm_pci_dev *pdev);
+int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
+int vfpm_pci_msix_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
+
+/*
+ * A wake event from the backend while the device may be suspended (the
+ * PME of a real device): resumes the device asynchronously, which signals
+ * the user's wakeup eventfd if one is armed.  Returns 0 once queued.
+ */
+int vfpm_pci_wake(struct vfpm_pci_dev *pdev);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VFPM_PCI_H */

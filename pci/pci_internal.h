@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to the PCI device core. */
+#ifndef VFPM_PCI_INTERNAL_H
+#define VFPM_PCI_INTERNAL_H
+
+#include <vfpm/pci.h>
+
+#include <pthread.h>
+
+#include "config.h"
+#include "irq.h"
+
+struct pci_bar {
+	struct vfpm_pci_bar_desc desc;	/* immutable; type NONE for a MEM64's upper half */
+	int memfd;			/* the user's mapping source, or -1 when trapped */
+	void *host;			/* the model's view of a mappable BAR */
+	bool revoked;			/* memory_lock: memfd emptied, contents kept in host */
+};
+
+struct vfpm_pci_dev {
+	/* Immutable after creation. */
+	struct vfpm_device *vdev;
+	struct vfpm_pci_desc desc;
+	struct vfpm_pci_model_ops ops;
+	void *model;
+	uint64_t msix_table_size;	/* bytes of the MSI-X table in desc.msix_bar, 0 without */
+
+	/*
+	 * The kernel's memory_lock: protects the configuration space (and
+	 * with it memory enable and the power state), the low power fields
+	 * and the revocation of BAR mappings.  Readers: config reads, BAR
+	 * accesses, model backends.  Writers: config writes, reset, low power
+	 * entry/exit, runtime suspend/resume.  Never held across a call into
+	 * the PM core that can run a callback.
+	 */
+	pthread_rwlock_t memory_lock;
+	struct vfpm_pcicfg cfg;
+	struct pci_bar bars[6];
+	bool pm_runtime_engaged;
+	int pm_wake_eventfd;		/* armed wakeup eventfd, or -1 */
+
+	/* Only the runtime PM callbacks touch it, and the PM core serialises them. */
+	bool pm_intx_masked;
+
+	struct vfpm_pci_irqs irqs;	/* has its own lock */
+};
+
+/* bars.c */
+int pci_bars_init(struct vfpm_pci_dev *pdev);
+void pci_bars_release(struct vfpm_pci_dev *pdev);
+/* Revoke or restore the user's BAR mappings to match the state (memory_lock held for writing). */
+int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev);
+/* Memory BAR accesses allowed: memory enabled, D0 (memory_lock held). */
+bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
+
+/* power.c */
+int pci_feature(struct vfpm_device *vdev, uint32_t flags, struct vfpm_ubuf *data, size_t argsz,
+		const struct vfpm_fds *in);
+int pci_runtime_suspend(struct vfpm_device *vdev);
+int pci_runtime_resume(struct vfpm_device *vdev);
+/* Drop low power on close without signalling (memory_lock held for writing). */
+void pci_runtime_pm_exit_locked(struct vfpm_pci_dev *pdev);
+/*
+ * A D3hot -> D0 transition without NoSoftReset resets the function's
+ * configuration; vfio-pci restores what it saved on D3hot entry, and so do
+ * we: the configuration comes back from `saved`, PMCSR stays as it is now
+ * (memory_lock held for writing).
+ */
+void pci_restore_config_keeping_pmcsr(struct vfpm_pci_dev *pdev, const uint8_t *saved);
+/* Move PMCSR to D0 keeping the configuration (memory_lock held for writing). */
+void pci_set_d0_preserving(struct vfpm_pci_dev *pdev);
+
+#endif /* VFPM_PCI_INTERNAL_H */

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Runtime power management of a PCI device: the low power features
+ * (VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, _ENTRY_WITH_WAKEUP, _EXIT) and the
+ * runtime suspend / resume callbacks, as vfio-pci-core has them in Linux 6.1.
+ *
+ * ENTRY only drops the reference the open took (put_noidle); it never
+ * suspends by itself.  The suspend happens when the request wrapper drops the
+ * request's own reference, so a device with a request in flight on another
+ * instance stays ACTIVE until that request returns.
+ */
+#include "pci_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+static struct vfpm_pci_dev *to_pci(struct vfpm_device *vdev)
+{
+	return vfpm_device_priv(vdev);
+}
+
+/* Engage low power: revoke the mappings, keep the eventfd, drop the open reference. */
+static int pci_runtime_pm_entry(struct vfpm_pci_dev *pdev, int wake_eventfd)
+{
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	if (pdev->pm_runtime_engaged) {
+		pthread_rwlock_unlock(&pdev->memory_lock);
+		return -EINVAL;
+	}
+	pdev->pm_runtime_engaged = true;
+	pdev->pm_wake_eventfd = wake_eventfd;
+	pci_bars_sync_mmap(pdev);
+	vfpm_pm_put_noidle(vfpm_pci_pm(pdev));
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	return 0;
+}
+
+void pci_runtime_pm_exit_locked(struct vfpm_pci_dev *pdev)
+{
+	if (!pdev->pm_runtime_engaged)
+		return;
+	pdev->pm_runtime_engaged = false;
+	vfpm_pm_get_noresume(vfpm_pci_pm(pdev));
+	if (pdev->pm_wake_eventfd >= 0) {
+		close(pdev->pm_wake_eventfd);
+		pdev->pm_wake_eventfd = -1;
+	}
+	pci_bars_sync_mmap(pdev);
+}
+
+static int pci_feature_pm_entry(struct vfpm_pci_dev *pdev, uint32_t flags, size_t argsz)
+{
+	int ret = vfpm_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
+
+	if (ret != 1)
+		return ret;
+	return pci_runtime_pm_entry(pdev, -1);
+}
+
+static int pci_feature_pm_entry_with_wakeup(struct vfpm_pci_dev *pdev, uint32_t flags,
+					    struct vfpm_ubuf *data, size_t argsz,
+					    const struct vfpm_fds *in)
+{
+	struct vfio_device_low_power_entry_with_wakeup entry;
+	int efd;
+	int ret;
+
+	ret = vfpm_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, sizeof(entry));
+	if (ret != 1)
+		return ret;
+	ret = vfpm_ubuf_read(data, 0, &entry, sizeof(entry));
+	if (ret)
+		return ret;
+	if (entry.wakeup_eventfd < 0)
+		return -EINVAL;
+	/* reserved is not checked, as in the kernel. */
+	efd = vfpm_eventfd_get(in, entry.wakeup_eventfd);
+	if (efd < 0)
+		return efd;
+	ret = pci_runtime_pm_entry(pdev, efd);
+	if (ret)
+		close(efd);
+	return ret;
+}
+
+static int pci_feature_pm_exit(struct vfpm_pci_dev *pdev, uint32_t flags, size_t argsz)
+{
+	int ret = vfpm_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
+
+	if (ret != 1)
+		return ret;
+	/*
+	 * The wrapper has resumed the device; if it had suspended with a
+	 * wakeup eventfd armed, the resume already signalled it and left low
+	 * power, and this is a no-op.
+	 */
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	pci_runtime_pm_exit_locked(pdev);
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	return 0;
+}
+
+int pci_feature(struct vfpm_device *vdev, uint32_t flags, struct vfpm_ubuf *data, size_t argsz,
+		const struct vfpm_fds *in)
+{
+	struct vfpm_pci_dev *pdev = to_pci(vdev);
+
+	switch (flags & VFIO_DEVICE_FEATURE_MASK) {
+	case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY:
+		return pci_feature_pm_entry(pdev, flags, argsz);
+	case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP:
+		return pci_feature_pm_entry_with_wakeup(pdev, flags, data, argsz, in);
+	case VFIO_DEVICE_FEATURE_LOW_POWER_EXIT:
+		return pci_feature_pm_exit(pdev, flags, argsz);
+	default:
+		/* Includes PCI_VF_TOKEN: no vfpm device is an SR-IOV PF. */
+		return -ENOTTY;
+	}
+}
+
+void pci_restore_config_keeping_pmcsr(struct vfpm_pci_dev *pdev, const uint8_t *saved)
+{
+	uint32_t pmcsr;
+
+	vfpm_pcicfg_host_read(&pdev->cfg, pdev->cfg.pm_cap + PCI_PM_CTRL, 2, &pmcsr);
+	memcpy(pdev->cfg.live, saved, VFPM_PCICFG_SIZE);
+	vfpm_pcicfg_host_write(&pdev->cfg, pdev->cfg.pm_cap + PCI_PM_CTRL, 2, pmcsr);
+}
+
+void pci_set_d0_preserving(struct vfpm_pci_dev *pdev)
+{
+	uint8_t saved[VFPM_PCICFG_SIZE];
+	unsigned int events = 0;
+
+	if (vfpm_pcicfg_power_state(&pdev->cfg) == VFPM_PCI_D0)
+		return;
+	/* vfio-pci restores the state it saved on D3hot entry; so do we. */
+	memcpy(saved, pdev->cfg.live, sizeof(saved));
+	vfpm_pcicfg_set_power_state(&pdev->cfg, VFPM_PCI_D0, &events);
+	if (events & VFPM_PCICFG_EV_SOFT_RESET)
+		pci_restore_config_keeping_pmcsr(pdev, saved);
+	pci_bars_sync_mmap(pdev);
+}
+
+int pci_runtime_suspend(struct vfpm_device *vdev)
+{
+	struct vfpm_pci_dev *pdev = to_pci(vdev);
+	int ret = 0;
+
+	/* The user may have put the function in D3hot before asking for low power. */
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	pci_set_d0_preserving(pdev);
+	pthread_rwlock_unlock(&pdev->memory_lock);
+
+	/* Mask INTx across the suspend only if it is we who mask it. */
+	pdev->pm_intx_masked = vfpm_pci_irq_type(&pdev->irqs) == VFIO_PCI_INTX_IRQ_INDEX &&
+			       vfpm_pci_irq_intx_mask(&pdev->irqs);
+
+	if (pdev->ops.runtime_suspend)
+		ret = pdev->ops.runtime_suspend(pdev);
+	if (ret && pdev->pm_intx_masked) {
+		vfpm_pci_irq_intx_unmask(&pdev->irqs);
+		pdev->pm_intx_masked = false;
+	}
+	return ret;
+}
+
+int pci_runtime_resume(struct vfpm_device *vdev)
+{
+	struct vfpm_pci_dev *pdev = to_pci(vdev);
+	int ret = 0;
+
+	if (pdev->ops.runtime_resume)
+		ret = pdev->ops.runtime_resume(pdev);
+	if (ret)
+		return ret;
+
+	/* A resume with a wakeup eventfd armed tells the user and leaves low power. */
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	if (pdev->pm_wake_eventfd >= 0) {
+		vfpm_eventfd_signal(pdev->pm_wake_eventfd);
+		pci_runtime_pm_exit_locked(pdev);
+	}
+	pthread_rwlock_unlock(&pdev->memory_lock);
+
+	if (pdev->pm_intx_masked) {
+		vfpm_pci_irq_intx_unmask(&pdev->irqs);
+		pdev->pm_intx_masked = false;
+	}
+	return 0;
+}
+
+bool vfpm_pci_low_power_engaged(struct vfpm_pci_dev *pdev)
+{
+	bool engaged;
+
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	engaged = pdev->pm_runtime_engaged;
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	return engaged;
+}
+
+int vfpm_pci_wake(struct vfpm_pci_dev *pdev)
+{
+	int ret = vfpm_pm_request_resume(vfpm_pci_pm(pdev));
+
+	return ret < 0 ? ret : 0;
+}
