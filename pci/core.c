@@ -443,6 +443,7 @@ static int pci_init_irqs(struct vfpm_pci_dev *pdev)
 int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_model_ops *ops,
 			void *model, struct vfpm_pci_dev **out)
 {
+	pthread_rwlockattr_t lock_attr;
 	struct vfpm_pci_dev *pdev;
 	int err;
 
@@ -456,7 +457,14 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		pdev->ops = *ops;
 	pdev->model = model;
 	pdev->pm_wake_eventfd = -1;
-	pthread_rwlock_init(&pdev->memory_lock, NULL);
+	/*
+	 * Writers first: a backend thread that takes the read side in a tight
+	 * loop must not starve low power entry or a config write.
+	 */
+	pthread_rwlockattr_init(&lock_attr);
+	pthread_rwlockattr_setkind_np(&lock_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&pdev->memory_lock, &lock_attr);
+	pthread_rwlockattr_destroy(&lock_attr);
 	for (unsigned int i = 0; i < 6; i++) {
 		pdev->bars[i].desc = desc->bars[i];
 		pdev->bars[i].memfd = -1;
@@ -483,6 +491,13 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		free(pdev);
 		return err;
 	}
+	if (pdev->ops.probe) {
+		err = pdev->ops.probe(pdev);
+		if (err) {
+			vfpm_pci_dev_destroy(pdev);
+			return err;
+		}
+	}
 	/* As vfio-pci's registration: allow runtime PM and let the unused device idle. */
 	vfpm_pm_allow(vfpm_pci_pm(pdev));
 	vfpm_pm_put(vfpm_pci_pm(pdev));
@@ -494,6 +509,10 @@ void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev)
 {
 	if (!pdev)
 		return;
+	/* No more callbacks from here on; then the model stops its threads. */
+	vfpm_pm_disable(vfpm_pci_pm(pdev));
+	if (pdev->ops.remove)
+		pdev->ops.remove(pdev);
 	vfpm_device_destroy(pdev->vdev);
 	vfpm_pci_irqs_destroy(&pdev->irqs);
 	pci_bars_release(pdev);

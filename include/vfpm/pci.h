@@ -72,6 +72,20 @@ struct vfpm_pci_desc {
 };
 
 struct vfpm_pci_model_ops {
+	/*
+	 * Called once at the end of vfpm_pci_dev_create, while the device is
+	 * ACTIVE and held by the registration (no runtime PM callback can
+	 * run): start what an active device runs.  Right after it the
+	 * registration's reference is dropped and the unused device suspends
+	 * through runtime_suspend.  A failure fails the creation.
+	 */
+	int (*probe)(struct vfpm_pci_dev *pdev);
+	/*
+	 * Called by vfpm_pci_dev_destroy once runtime PM is disabled, so that
+	 * no runtime PM callback can run any more: stop every thread the model
+	 * runs.  The runtime PM device is still valid while it runs.
+	 */
+	void (*remove)(struct vfpm_pci_dev *pdev);
 	/* First open and last close of the device.  open may take a runtime PM
 	 * reference (vfpm_pm_get_noresume) to keep the device out of runtime
 	 * suspend while it is open; close then drops it. */
@@ -98,7 +112,11 @@ void *vfpm_pci_model(struct vfpm_pci_dev *pdev);
 
 /* The model's own view of a mappable BAR's memory (stays valid while revoked). */
 void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar);
-/* Hold off revocation of mappable BAR memory (the memory lock, read side). */
+/*
+ * Hold off revocation of mappable BAR memory (the memory lock, read side).
+ * Not recursive, and waiting writers go first: never take it twice on one
+ * thread.
+ */
 void vfpm_pci_mem_lock(struct vfpm_pci_dev *pdev);
 void vfpm_pci_mem_unlock(struct vfpm_pci_dev *pdev);
 

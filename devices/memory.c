@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The memory device and its opt-out variant: RAM in BAR0 (mmap-able), a
+ * small trapped register file in BAR2, INTx and MSI-X.
+ */
+#include <vfpm/devices.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/pci_regs.h>
+
+#define MEMDEV_ID 0x4d454d30u /* "MEM0" */
+
+struct memdev {
+	bool optout;			/* immutable */
+	pthread_mutex_t lock;		/* protects regs */
+	uint8_t regs[VFPM_MEMDEV_BAR2_SIZE];
+};
+
+static void memdev_ring_doorbell(struct vfpm_pci_dev *pdev, uint32_t value)
+{
+	if (value == 1)
+		vfpm_pci_intx_assert(pdev);
+	else if (value == 0)
+		vfpm_pci_intx_deassert(pdev);
+	else if (value >= 2)
+		vfpm_pci_msix_signal(pdev, value - 2);
+}
+
+static ssize_t memdev_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset,
+			     void *buf, size_t count, bool write)
+{
+	struct memdev *md = vfpm_pci_model(pdev);
+	uint32_t doorbell = 0;
+	bool ring = false;
+
+	if (bar != 2)
+		return -EINVAL;
+	pthread_mutex_lock(&md->lock);
+	if (write) {
+		/* The ID is read-only; the doorbell is write-only and not stored. */
+		for (size_t i = 0; i < count; i++) {
+			uint64_t at = offset + i;
+
+			if (at >= VFPM_MEMDEV_REG_SCRATCH)
+				md->regs[at] = ((const uint8_t *)buf)[i];
+			else if (at >= VFPM_MEMDEV_REG_DOORBELL && at < VFPM_MEMDEV_REG_DOORBELL + 4)
+				doorbell |= (uint32_t)((const uint8_t *)buf)[i]
+					    << (8 * (at - VFPM_MEMDEV_REG_DOORBELL));
+		}
+		ring = offset <= VFPM_MEMDEV_REG_DOORBELL &&
+		       offset + count >= VFPM_MEMDEV_REG_DOORBELL + 4;
+	} else {
+		memcpy(buf, md->regs + offset, count);
+	}
+	pthread_mutex_unlock(&md->lock);
+	if (ring)
+		memdev_ring_doorbell(pdev, doorbell);
+	return (ssize_t)count;
+}
+
+static void memdev_reset(struct vfpm_pci_dev *pdev)
+{
+	struct memdev *md = vfpm_pci_model(pdev);
+	uint32_t id = MEMDEV_ID;
+
+	pthread_mutex_lock(&md->lock);
+	memset(md->regs, 0, sizeof(md->regs));
+	memcpy(md->regs + VFPM_MEMDEV_REG_ID, &id, sizeof(id));
+	pthread_mutex_unlock(&md->lock);
+}
+
+/* The opt-out: a runtime PM reference held for as long as the device is open. */
+static int memdev_optout_open(struct vfpm_pci_dev *pdev)
+{
+	vfpm_pm_get_noresume(vfpm_pci_pm(pdev));
+	return 0;
+}
+
+static void memdev_optout_close(struct vfpm_pci_dev *pdev)
+{
+	vfpm_pm_put_noidle(vfpm_pci_pm(pdev));
+}
+
+static const struct vfpm_pci_model_ops memdev_ops = {
+	.bar_rw = memdev_bar_rw,
+	.reset = memdev_reset,
+};
+
+static const struct vfpm_pci_model_ops memdev_optout_ops = {
+	.open = memdev_optout_open,
+	.close = memdev_optout_close,
+	.bar_rw = memdev_bar_rw,
+	.reset = memdev_reset,
+};
+
+int vfpm_memdev_create(bool optout, struct vfpm_pci_dev **out)
+{
+	struct vfpm_pci_desc desc = {
+		.vendor_id = 0x1b36, .device_id = optout ? 0x00f1 : 0x00f0,
+		.subsystem_vendor_id = 0x1b36, .subsystem_id = 0x0001,
+		.class_code = 0x050000, /* memory controller, RAM */
+		.interrupt_pin = 1,
+		.bars = {
+			[0] = { .type = VFPM_PCI_BAR_MEM32, .size = VFPM_MEMDEV_BAR0_SIZE,
+				.mappable = true },
+			[2] = { .type = VFPM_PCI_BAR_MEM32, .size = VFPM_MEMDEV_BAR2_SIZE },
+			[4] = { .type = VFPM_PCI_BAR_MEM64, .size = 4096 },
+		},
+		.pm_cap = true,
+		.msix_vectors = 4,
+		.msix_bar = 4,
+		.pcie_cap = true,
+	};
+	struct memdev *md = calloc(1, sizeof(*md));
+	int err;
+
+	if (!md)
+		return -ENOMEM;
+	md->optout = optout;
+	pthread_mutex_init(&md->lock, NULL);
+	err = vfpm_pci_dev_create(&desc, optout ? &memdev_optout_ops : &memdev_ops, md, out);
+	if (err) {
+		pthread_mutex_destroy(&md->lock);
+		free(md);
+		return err;
+	}
+	memdev_reset(*out);
+	return 0;
+}
+
+void vfpm_memdev_destroy(struct vfpm_pci_dev *pdev)
+{
+	struct memdev *md;
+
+	if (!pdev)
+		return;
+	md = vfpm_pci_model(pdev);
+	vfpm_pci_dev_destroy(pdev);
+	pthread_mutex_destroy(&md->lock);
+	free(md);
+}

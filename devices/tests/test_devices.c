@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The sample device models, driven in-process through the device core as a
+ * client would drive them: register access, interrupts, the opt-out, and
+ * the polling device moving data, sleeping and waking on backend traffic.
+ */
+#include <vfpm/devices.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+
+#define WAIT_MS 5000
+
+static long do_ioctl(struct vfpm_instance *inst, unsigned int cmd, void *arg, size_t len,
+		     const struct vfpm_fds *fds, struct vfpm_fds_out *out)
+{
+	struct vfpm_ubuf u = { .data = arg, .in_len = len, .cap = len };
+
+	return vfpm_instance_ioctl(inst, cmd, &u, fds, out);
+}
+
+static long feature(struct vfpm_instance *inst, uint32_t flags, const void *payload, size_t len,
+		    const struct vfpm_fds *fds)
+{
+	uint8_t buf[64] = { 0 };
+	struct vfio_device_feature *f = (struct vfio_device_feature *)buf;
+
+	f->argsz = (uint32_t)(sizeof(*f) + len);
+	f->flags = flags;
+	if (len)
+		memcpy(f->data, payload, len);
+	return do_ioctl(inst, VFIO_DEVICE_FEATURE, buf, sizeof(*f) + len, fds, NULL);
+}
+
+static long enter_with_wakeup(struct vfpm_instance *inst, int efd)
+{
+	struct vfio_device_low_power_entry_with_wakeup entry = { .wakeup_eventfd = efd };
+
+	return feature(inst, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+		       &entry, sizeof(entry), NULL);
+}
+
+static uint32_t cfg_read16(struct vfpm_instance *inst, unsigned int off)
+{
+	uint16_t v = 0;
+
+	assert_int_equal(vfpm_instance_read(inst, &v, 2,
+					    VFPM_REGION_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) + off), 2);
+	return v;
+}
+
+static void enable_memory(struct vfpm_instance *inst)
+{
+	uint16_t cmd = PCI_COMMAND_MEMORY;
+
+	assert_int_equal(vfpm_instance_write(inst, &cmd, 2,
+					     VFPM_REGION_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) +
+						     PCI_COMMAND), 2);
+}
+
+/* Map a BAR through its region info, as a client does with the fd it is sent. */
+static uint8_t *map_bar(struct vfpm_instance *inst, unsigned int index, size_t *size)
+{
+	struct vfio_region_info info = { .argsz = sizeof(info), .index = index };
+	struct vfpm_fds_out out = { .count = 0 };
+	void *map;
+
+	assert_int_equal(do_ioctl(inst, VFIO_DEVICE_GET_REGION_INFO, &info, sizeof(info), NULL, &out), 0);
+	assert_true(info.flags & VFIO_REGION_INFO_FLAG_MMAP);
+	assert_int_equal(out.count, 1);
+	map = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, out.fd[0], 0);
+	close(out.fd[0]);
+	assert_true(map != MAP_FAILED);
+	*size = info.size;
+	return map;
+}
+
+static uint64_t eventfd_count(int efd)
+{
+	uint64_t v = 0;
+
+	if (read(efd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+static bool eventfd_wait(int efd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+
+	return poll(&pfd, 1, timeout_ms) == 1;
+}
+
+/* ---- memory device ---- */
+
+static void test_memdev_registers_and_interrupts(void **state)
+{
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_instance *inst;
+	uint32_t id = 0, scratch = 0xcafef00d, back = 0, doorbell;
+	uint64_t bar2 = VFPM_REGION_OFFSET(VFIO_PCI_BAR2_REGION_INDEX);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	uint8_t irq[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	struct vfio_irq_set hdr = {
+		.argsz = sizeof(irq), .index = VFIO_PCI_MSIX_IRQ_INDEX, .start = 1, .count = 1,
+		.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+	};
+	int32_t fd32 = efd;
+
+	memcpy(irq, &hdr, sizeof(hdr));
+	memcpy(irq + sizeof(hdr), &fd32, sizeof(fd32));
+	(void)state;
+	assert_int_equal(vfpm_memdev_create(false, &pdev), 0);
+	assert_int_equal(vfpm_device_open(vfpm_pci_device(pdev), &inst), 0);
+	assert_int_equal(cfg_read16(inst, PCI_VENDOR_ID), 0x1b36);
+	enable_memory(inst);
+
+	assert_int_equal(vfpm_instance_read(inst, &id, 4, bar2 + VFPM_MEMDEV_REG_ID), 4);
+	assert_int_equal(id, 0x4d454d30);
+	assert_int_equal(vfpm_instance_write(inst, &scratch, 4, bar2 + VFPM_MEMDEV_REG_SCRATCH), 4);
+	assert_int_equal(vfpm_instance_read(inst, &back, 4, bar2 + VFPM_MEMDEV_REG_SCRATCH), 4);
+	assert_int_equal(back, scratch);
+	/* The ID is read-only. */
+	assert_int_equal(vfpm_instance_write(inst, &scratch, 4, bar2 + VFPM_MEMDEV_REG_ID), 4);
+	assert_int_equal(vfpm_instance_read(inst, &id, 4, bar2 + VFPM_MEMDEV_REG_ID), 4);
+	assert_int_equal(id, 0x4d454d30);
+
+	/* Doorbell 2 + 1 raises MSI-X vector 1. */
+	assert_int_equal(do_ioctl(inst, VFIO_DEVICE_SET_IRQS, irq, sizeof(irq), NULL, NULL), 0);
+	doorbell = 3;
+	assert_int_equal(vfpm_instance_write(inst, &doorbell, 4, bar2 + VFPM_MEMDEV_REG_DOORBELL), 4);
+	assert_int_equal(eventfd_count(efd), 1);
+
+	vfpm_instance_close(inst);
+	assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(pdev), VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	vfpm_memdev_destroy(pdev);
+	close(efd);
+}
+
+static void test_memdev_ram_survives_low_power(void **state)
+{
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_instance *inst;
+	struct vfpm_pm_dev *pm;
+	uint8_t *ram;
+	size_t size;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	uint64_t pos = VFPM_REGION_OFFSET(VFIO_PCI_BAR0_REGION_INDEX) + 100;
+	char text[16] = { 0 };
+
+	(void)state;
+	assert_int_equal(vfpm_memdev_create(false, &pdev), 0);
+	pm = vfpm_pci_pm(pdev);
+	assert_int_equal(vfpm_device_open(vfpm_pci_device(pdev), &inst), 0);
+	enable_memory(inst);
+	ram = map_bar(inst, VFIO_PCI_BAR0_REGION_INDEX, &size);
+	assert_int_equal(size, VFPM_MEMDEV_BAR0_SIZE);
+	memcpy(ram + 100, "sleep well", 11);
+
+	assert_int_equal(enter_with_wakeup(inst, efd), 0);
+	assert_int_equal(vfpm_pm_wait_status(pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	/* A region read wakes it and sees what was written through the mapping. */
+	assert_int_equal(vfpm_instance_read(inst, text, 11, pos), 11);
+	assert_string_equal(text, "sleep well");
+	assert_int_equal(eventfd_count(efd), 1);
+	assert_int_equal(vfpm_pm_status(pm), VFPM_PM_ACTIVE);
+	assert_int_equal(memcmp(ram + 100, "sleep well", 11), 0);
+
+	munmap(ram, size);
+	vfpm_instance_close(inst);
+	vfpm_memdev_destroy(pdev);
+	close(efd);
+}
+
+static void test_optout_never_suspends_while_open(void **state)
+{
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_instance *inst;
+	struct vfpm_pm_dev *pm;
+
+	(void)state;
+	assert_int_equal(vfpm_memdev_create(true, &pdev), 0);
+	pm = vfpm_pci_pm(pdev);
+	assert_int_equal(vfpm_pm_wait_status(pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	assert_int_equal(vfpm_device_open(vfpm_pci_device(pdev), &inst), 0);
+	assert_int_equal(feature(inst, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+				 NULL, 0, NULL), 0);
+	vfpm_pm_barrier(pm);
+	assert_int_equal(vfpm_pm_wait_status(pm, VFPM_PM_SUSPENDED, 200), -ETIMEDOUT);
+	assert_int_equal(vfpm_pm_usage_count(pm), 1);
+	assert_int_equal(feature(inst, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+				 NULL, 0, NULL), 0);
+	vfpm_instance_close(inst);
+	/* Closed, it is an ordinary unused device again. */
+	assert_int_equal(vfpm_pm_wait_status(pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	assert_int_equal(vfpm_pm_usage_count(pm), 0);
+	vfpm_memdev_destroy(pdev);
+}
+
+/* ---- polling device ---- */
+
+struct poller_fixture {
+	char dir[64], backend[128];
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_pm_dev *pm;
+	struct vfpm_instance *inst;
+	uint8_t *bar;
+	size_t size;
+	int peer;
+};
+
+static int poller_setup(void **state)
+{
+	struct poller_fixture *f = calloc(1, sizeof(*f));
+	struct vfpm_poller_opts opts;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+	strcpy(f->dir, "/tmp/vfpm-poller-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->backend, sizeof(f->backend), "%s/backend", f->dir);
+	opts.backend_path = f->backend;
+	assert_int_equal(vfpm_poller_create(&opts, &f->pdev), 0);
+	f->pm = vfpm_pci_pm(f->pdev);
+	assert_int_equal(vfpm_device_open(vfpm_pci_device(f->pdev), &f->inst), 0);
+	enable_memory(f->inst);
+	f->bar = map_bar(f->inst, VFIO_PCI_BAR0_REGION_INDEX, &f->size);
+
+	f->peer = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(addr.sun_path, f->backend);
+	assert_int_equal(connect(f->peer, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	*state = f;
+	return 0;
+}
+
+static int poller_teardown(void **state)
+{
+	struct poller_fixture *f = *state;
+
+	munmap(f->bar, f->size);
+	close(f->peer);
+	vfpm_instance_close(f->inst);
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	vfpm_poller_destroy(f->pdev);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static uint32_t reg(struct poller_fixture *f, unsigned int off)
+{
+	return __atomic_load_n((uint32_t *)(f->bar + off), __ATOMIC_ACQUIRE);
+}
+
+static void set_reg(struct poller_fixture *f, unsigned int off, uint32_t v)
+{
+	__atomic_store_n((uint32_t *)(f->bar + off), v, __ATOMIC_RELEASE);
+}
+
+/* Spin (the test's own clock, not a fixed sleep) until the register reaches want. */
+static bool wait_reg(struct poller_fixture *f, unsigned int off, uint32_t want)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		if (reg(f, off) == want)
+			return true;
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
+		 WAIT_MS);
+	return false;
+}
+
+static void recv_all(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = recv(fd, buf + got, len - got, 0);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+}
+
+static void test_poller_moves_data_both_ways(void **state)
+{
+	struct poller_fixture *f = *state;
+	const char msg[] = "to the backend";
+	char got[sizeof(msg)] = { 0 };
+
+	assert_int_equal(reg(f, VFPM_POLLER_REG_MAGIC), VFPM_POLLER_MAGIC);
+	assert_int_equal(reg(f, VFPM_POLLER_REG_RING_SIZE), VFPM_POLLER_RING_SIZE);
+	/* TX: write into the ring, then ring the doorbell. */
+	memcpy(f->bar + VFPM_POLLER_TX_RING, msg, sizeof(msg));
+	set_reg(f, VFPM_POLLER_REG_TX_PROD, sizeof(msg));
+	recv_all(f->peer, got, sizeof(msg));
+	assert_string_equal(got, msg);
+	assert_true(wait_reg(f, VFPM_POLLER_REG_TX_CONS, sizeof(msg)));
+	/* RX: the backend's bytes land in the RX ring. */
+	assert_int_equal(send(f->peer, "from it", 8, 0), 8);
+	assert_true(wait_reg(f, VFPM_POLLER_REG_RX_PROD, 8));
+	assert_string_equal((char *)f->bar + VFPM_POLLER_RX_RING, "from it");
+}
+
+static void test_poller_sleeps_and_wakes_on_backend_data(void **state)
+{
+	struct poller_fixture *f = *state;
+	struct vfpm_poller_stats before, after;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	char text[32] = { 0 };
+	uint64_t rx = VFPM_REGION_OFFSET(VFIO_PCI_BAR0_REGION_INDEX) + VFPM_POLLER_RX_RING;
+
+	vfpm_poller_get_stats(f->pdev, &before);
+	assert_true(before.polling);
+	assert_int_equal(enter_with_wakeup(f->inst, efd), 0);
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+
+	/* Asleep: the polling loop has stopped. */
+	vfpm_poller_get_stats(f->pdev, &before);
+	assert_false(before.polling);
+	assert_int_equal(before.suspends, 1);
+	vfpm_poller_get_stats(f->pdev, &after);
+	assert_int_equal(after.polls, before.polls);
+
+	/* Traffic at the backend wakes it and the VMM hears of it. */
+	assert_int_equal(send(f->peer, "wake up", 8, 0), 8);
+	assert_true(eventfd_wait(efd, WAIT_MS));
+	assert_int_equal(eventfd_count(efd), 1);
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_ACTIVE, WAIT_MS), 0);
+	assert_true(wait_reg(f, VFPM_POLLER_REG_RX_PROD, 8));
+	assert_int_equal(vfpm_instance_read(f->inst, text, 8, rx), 8);
+	assert_string_equal(text, "wake up");
+	vfpm_poller_get_stats(f->pdev, &after);
+	assert_true(after.wakes >= 1);
+	assert_true(after.polling);
+	/* Woken with an eventfd armed, it stays awake for the user. */
+	vfpm_pm_barrier(f->pm);
+	assert_int_equal(vfpm_pm_status(f->pm), VFPM_PM_ACTIVE);
+	assert_int_equal(vfpm_pm_usage_count(f->pm), 1);
+	close(efd);
+}
+
+static void test_poller_plain_entry_wakes_then_sleeps(void **state)
+{
+	struct poller_fixture *f = *state;
+	struct vfpm_poller_stats st;
+	char text[16] = { 0 };
+
+	assert_int_equal(feature(f->inst, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+				 NULL, 0, NULL), 0);
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	assert_int_equal(send(f->peer, "queued", 7, 0), 7);
+	/* It wakes for the data, moves it, and goes back to sleep. */
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_ACTIVE, WAIT_MS), 0);
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	vfpm_poller_get_stats(f->pdev, &st);
+	assert_int_equal(st.rx_bytes, 7);
+	assert_false(st.polling);
+	/* The data waited in BAR0; after EXIT the user sees it. */
+	assert_int_equal(feature(f->inst, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+				 NULL, 0, NULL), 0);
+	assert_int_equal(reg(f, VFPM_POLLER_REG_RX_PROD), 7);
+	memcpy(text, f->bar + VFPM_POLLER_RX_RING, 7);
+	assert_string_equal(text, "queued");
+}
+
+static void test_poller_rejects_bad_backend(void **state)
+{
+	struct vfpm_poller_opts opts = { .backend_path = "/nonexistent-dir/backend" };
+	struct vfpm_pci_dev *pdev = NULL;
+
+	(void)state;
+	assert_true(vfpm_poller_create(&opts, &pdev) < 0);
+	assert_null(pdev);
+	opts.backend_path = NULL;
+	assert_int_equal(vfpm_poller_create(&opts, &pdev), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memdev_registers_and_interrupts),
+		cmocka_unit_test(test_memdev_ram_survives_low_power),
+		cmocka_unit_test(test_optout_never_suspends_while_open),
+		cmocka_unit_test_setup_teardown(test_poller_moves_data_both_ways, poller_setup,
+						poller_teardown),
+		cmocka_unit_test_setup_teardown(test_poller_sleeps_and_wakes_on_backend_data,
+						poller_setup, poller_teardown),
+		cmocka_unit_test_setup_teardown(test_poller_plain_entry_wakes_then_sleeps,
+						poller_setup, poller_teardown),
+		cmocka_unit_test(test_poller_rejects_bad_backend),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
