@@ -35,6 +35,7 @@ struct poller {
 	 * resume, which hand it over by joining one before starting the other).
 	 */
 	int peer_fd;
+	atomic_bool peer_connected;	/* for the stats: peer_fd >= 0 */
 
 	/* Touched only from the runtime PM callbacks and destroy (serialised). */
 	pthread_t poll_thread;
@@ -116,6 +117,7 @@ static bool poller_move_rx(struct poller *p, uint8_t *bar, bool *moved)
 		if (n == 0) {
 			close(p->peer_fd); /* the peer went away; wait for the next one */
 			p->peer_fd = -1;
+			atomic_store(&p->peer_connected, false);
 		}
 		drained = true;
 		break;
@@ -126,8 +128,10 @@ static bool poller_move_rx(struct poller *p, uint8_t *bar, bool *moved)
 
 static void poller_accept(struct poller *p)
 {
-	if (p->peer_fd < 0)
+	if (p->peer_fd < 0) {
 		p->peer_fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		atomic_store(&p->peer_connected, p->peer_fd >= 0);
+	}
 }
 
 static void *poller_poll_main(void *arg)
@@ -401,4 +405,5 @@ void vfpm_poller_get_stats(struct vfpm_pci_dev *pdev, struct vfpm_poller_stats *
 	stats->resumes = atomic_load(&p->resumes);
 	stats->wakes = atomic_load(&p->wakes);
 	stats->polling = atomic_load(&p->poll_running);
+	stats->peer = atomic_load(&p->peer_connected);
 }

@@ -73,6 +73,7 @@ struct vfpm_poller_stats {
 	uint64_t resumes;
 	uint64_t wakes;		/* wake events seen while suspended */
 	bool polling;		/* the polling thread is running now */
+	bool peer;		/* a backend peer is connected (accepted) */
 };
 
 int vfpm_poller_create(const struct vfpm_poller_opts *opts, struct vfpm_pci_dev **out);

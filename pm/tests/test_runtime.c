@@ -600,8 +600,12 @@ static void test_wait_status(void **state)
 	/*
 	 * A brief visit counts: unreferenced, the device resumes and idles
 	 * straight back to SUSPENDED, and a waiter for ACTIVE still returns.
+	 * The slow resume makes sure the wait begins before the visit (the
+	 * visit must fall inside the call to count).
 	 */
+	atomic_store(&m->resume_delay_us, 500000);
 	assert_int_equal(vfpm_pm_request_resume(m->dev), 0);
+	assert_int_equal(model_wait_entered(m, MODEL_CB_RESUME, SOON_MS), 0);
 	assert_int_equal(wait_status(m->dev, VFPM_PM_ACTIVE, SOON_MS), 0);
 	assert_int_equal(wait_status(m->dev, VFPM_PM_SUSPENDED, SOON_MS), 0);
 	assert_int_equal(m->resume_calls, 2);
