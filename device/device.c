@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,9 @@ struct vfpm_device {
 	struct vfpm_device_ops ops;
 	void *priv;
 	struct vfpm_pm_dev *pm;		/* NULL: no runtime PM callbacks, no wrapper */
+
+	/* Successful runtime transitions (for management queries). */
+	_Atomic uint64_t suspends, resumes;
 
 	/* Serialises open_device/close_device and guards open_count. */
 	pthread_mutex_t open_lock;
@@ -114,17 +118,36 @@ int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd)
 static int device_runtime_suspend(struct vfpm_pm_dev *pm, void *opaque)
 {
 	struct vfpm_device *dev = opaque;
+	int ret = dev->ops.runtime_suspend ? dev->ops.runtime_suspend(dev) : 0;
 
 	(void)pm;
-	return dev->ops.runtime_suspend ? dev->ops.runtime_suspend(dev) : 0;
+	if (!ret)
+		atomic_fetch_add(&dev->suspends, 1);
+	return ret;
 }
 
 static int device_runtime_resume(struct vfpm_pm_dev *pm, void *opaque)
 {
 	struct vfpm_device *dev = opaque;
+	int ret = dev->ops.runtime_resume ? dev->ops.runtime_resume(dev) : 0;
 
 	(void)pm;
-	return dev->ops.runtime_resume ? dev->ops.runtime_resume(dev) : 0;
+	if (!ret)
+		atomic_fetch_add(&dev->resumes, 1);
+	return ret;
+}
+
+void vfpm_device_power_info(struct vfpm_device *dev, struct vfpm_power_info *info)
+{
+	*info = (struct vfpm_power_info){
+		.runtime_pm = dev->pm != NULL,
+		.status = dev->pm ? vfpm_pm_status(dev->pm) : VFPM_PM_ACTIVE,
+		.usage_count = dev->pm ? vfpm_pm_usage_count(dev->pm) : 0,
+		.suspends = atomic_load(&dev->suspends),
+		.resumes = atomic_load(&dev->resumes),
+	};
+	if (dev->ops.power_info)
+		dev->ops.power_info(dev, info);
 }
 
 static const struct vfpm_pm_ops device_pm_ops = {

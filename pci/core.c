@@ -422,6 +422,7 @@ static const struct vfpm_device_ops pci_device_ops = {
 	.read = pci_read,
 	.write = pci_write,
 	.device_feature = pci_feature,
+	.power_info = pci_power_info,
 	.runtime_suspend = pci_runtime_suspend,
 	.runtime_resume = pci_runtime_resume,
 };

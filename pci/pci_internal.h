@@ -57,6 +57,7 @@ bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
 int pci_feature(struct vfpm_device *vdev, uint32_t flags, struct vfpm_ubuf *data, size_t argsz,
 		const struct vfpm_fds *in);
 int pci_runtime_suspend(struct vfpm_device *vdev);
+void pci_power_info(struct vfpm_device *vdev, struct vfpm_power_info *info);
 int pci_runtime_resume(struct vfpm_device *vdev);
 /* Drop low power on close without signalling (memory_lock held for writing). */
 void pci_runtime_pm_exit_locked(struct vfpm_pci_dev *pdev);

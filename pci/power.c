@@ -209,3 +209,13 @@ int vfpm_pci_wake(struct vfpm_pci_dev *pdev)
 
 	return ret < 0 ? ret : 0;
 }
+
+void pci_power_info(struct vfpm_device *vdev, struct vfpm_power_info *info)
+{
+	struct vfpm_pci_dev *pdev = to_pci(vdev);
+
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	info->low_power = pdev->pm_runtime_engaged;
+	info->wakeup_armed = pdev->pm_wake_eventfd >= 0;
+	pthread_rwlock_unlock(&pdev->memory_lock);
+}

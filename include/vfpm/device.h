@@ -85,6 +85,16 @@ struct vfpm_fds_out {
 
 int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd);
 
+/* What a management query sees of a device's power state, without waking it. */
+struct vfpm_power_info {
+	bool runtime_pm;		/* the driver has runtime PM callbacks */
+	enum vfpm_pm_status status;	/* ACTIVE when it has not */
+	int usage_count;
+	bool low_power;			/* the user asked for low power (driver's view) */
+	bool wakeup_armed;		/* ... with a wakeup eventfd */
+	uint64_t suspends, resumes;	/* successful runtime transitions */
+};
+
 struct vfpm_device_ops {
 	/* First open / last close; called with the open lock held. */
 	int (*open_device)(struct vfpm_device *dev);
@@ -102,6 +112,8 @@ struct vfpm_device_ops {
 	 */
 	int (*device_feature)(struct vfpm_device *dev, uint32_t flags, struct vfpm_ubuf *data,
 			      size_t argsz, const struct vfpm_fds *in);
+	/* Fill low_power and wakeup_armed without waking the device; may be NULL. */
+	void (*power_info)(struct vfpm_device *dev, struct vfpm_power_info *info);
 	/* Runtime PM; having either makes the device a runtime PM device. */
 	int (*runtime_suspend)(struct vfpm_device *dev);
 	int (*runtime_resume)(struct vfpm_device *dev);
@@ -120,6 +132,9 @@ void *vfpm_device_priv(const struct vfpm_device *dev);
 /* The device's runtime PM device, or NULL when the driver has no PM callbacks. */
 struct vfpm_pm_dev *vfpm_device_pm(const struct vfpm_device *dev);
 unsigned int vfpm_device_open_count(struct vfpm_device *dev);
+
+/* The device's power state as a management query sees it; never wakes the device. */
+void vfpm_device_power_info(struct vfpm_device *dev, struct vfpm_power_info *info);
 
 /* The request wrapper's halves: 0, or -EIO when the device cannot be resumed. */
 int vfpm_device_pm_get(struct vfpm_device *dev);

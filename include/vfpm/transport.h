@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfpm transport (layer 5): a vfpm device served over vfio-user (QEMU's
+ * docs/interop/vfio-user.rst) on an AF_UNIX stream socket.
+ *
+ * One listening socket per device.  Every accepted connection is one open
+ * instance of the device (vfpm_device_open), served by its own thread, so a
+ * request that blocks (a slow trapped access, a resume) holds up only its own
+ * connection, and a client that stops reading its replies stalls nobody else.
+ * When a client goes away its DMA mappings are unmapped and its instance is
+ * closed, which is the kernel's close of a device fd: low power dropped
+ * without signalling on the last close, interrupt eventfds released.
+ *
+ * The low power features (VFIO_DEVICE_FEATURE 3, 4, 5) travel in
+ * VFIO_USER_DEVICE_FEATURE; the wakeup eventfd of feature 4 travels by
+ * SCM_RIGHTS and its wakeup_eventfd field is the eventfd's index among the
+ * message's fds.  docs/vfio-user-power.md describes the extension, the
+ * errors and the wire decisions.
+ *
+ * Functions return 0 or a negative errno.
+ */
+#ifndef VFPM_TRANSPORT_H
+#define VFPM_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <vfpm/device.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vfpm_server;
+/* One client connection (one open instance of the device). */
+struct vfpm_server_conn;
+
+struct vfpm_server_opts {
+	/* Permissions of the socket file; 0 means 0600.  Set whatever the umask. */
+	mode_t socket_mode;
+	/* Capabilities the server states in VERSION; 0 means the default. */
+	uint32_t max_msg_fds;		/* default 16 (at most 253) */
+	uint32_t max_data_xfer_size;	/* default 1 MiB */
+	uint32_t max_dma_maps;		/* default 65535 */
+	/*
+	 * Called on the connection's thread once its instance is open, and
+	 * when it goes away (before its DMA mappings are unmapped and its
+	 * instance closed).  After on_disconnect returns the conn must not be
+	 * used again.  Either may be NULL.
+	 */
+	void (*on_connect)(struct vfpm_server_conn *conn, void *opaque);
+	void (*on_disconnect)(struct vfpm_server_conn *conn, void *opaque);
+	void *opaque;
+};
+
+/*
+ * Create the listening socket at socket_path for dev (opts may be NULL).  A
+ * stale socket file nobody listens on is replaced; -EADDRINUSE when a server
+ * listens there or the path is some other kind of file.  Nothing is accepted
+ * until vfpm_server_run / vfpm_server_start.
+ */
+int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
+		       const struct vfpm_server_opts *opts, struct vfpm_server **out);
+/*
+ * The same around a listening AF_UNIX stream socket the caller already has
+ * (systemd socket activation).  The server owns it from then on and closes
+ * it; it does not know or remove any socket file.  -EINVAL when the fd is not
+ * a listening stream socket.
+ */
+int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
+			  const struct vfpm_server_opts *opts, struct vfpm_server **out);
+/* Accept and serve connections on the calling thread until vfpm_server_stop. */
+int vfpm_server_run(struct vfpm_server *srv);
+/* vfpm_server_run on a thread of its own. */
+int vfpm_server_start(struct vfpm_server *srv);
+/*
+ * Stop accepting, disconnect every client (their sockets are shut down) and
+ * wait until every connection is torn down and vfpm_server_run has returned,
+ * on whichever thread runs it.  A request in flight completes first.  Not
+ * from a server callback or a device callback running a request.
+ */
+void vfpm_server_stop(struct vfpm_server *srv);
+/* Stop if needed, remove the socket file and free.  The device is not touched. */
+void vfpm_server_destroy(struct vfpm_server *srv);
+
+/* Live connections (accepted and not yet torn down). */
+unsigned int vfpm_server_connection_count(struct vfpm_server *srv);
+/*
+ * Wait until exactly count connections are live (e.g. 0 after clients left:
+ * their instances are then closed), at most timeout_ms (negative: no limit).
+ * 0 or -ETIMEDOUT.
+ */
+int vfpm_server_wait_connections(struct vfpm_server *srv, unsigned int count, int timeout_ms);
+
+/* The connection's device instance, and the user pointer it carries. */
+struct vfpm_instance *vfpm_server_conn_instance(struct vfpm_server_conn *conn);
+void vfpm_server_conn_set_priv(struct vfpm_server_conn *conn, void *priv);
+void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
+
+/*
+ * DMA for device models: copy len bytes from / to the client's memory at DMA
+ * address addr.  The range must lie in windows the client made with
+ * VFIO_USER_DMA_MAP (it may span adjacent ones) that allow the access
+ * (readable for dma_read, writeable for dma_write): -EFAULT when it does
+ * not, -EACCES when a window forbids it; this is checked before a byte
+ * moves.  Windows the client backed with an fd are accessed through their
+ * mmap; the others with VFIO_USER_DMA_READ / DMA_WRITE messages on the twin
+ * socket, when the client negotiated twin-socket mode (-ENOTSUP otherwise;
+ * a client error or a lost socket is returned as is).  Safe from any
+ * thread, including a device callback serving this client's request, until
+ * on_disconnect; an unmap waits for the accesses in progress.
+ */
+int vfpm_server_dma_read(struct vfpm_server_conn *conn, uint64_t addr, void *buf, size_t len);
+int vfpm_server_dma_write(struct vfpm_server_conn *conn, uint64_t addr, const void *buf,
+			  size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VFPM_TRANSPORT_H */

@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vfio-user server: the listening socket, one thread per connection, the
+ * message loop, VERSION negotiation and error replies.
+ *
+ * Threads: vfpm_server_run accepts on the caller's thread and reaps finished
+ * connections; each connection thread opens the device instance, serves its
+ * messages in order and tears down.  A connection thread never takes
+ * srv->lock while calling into the device, so a blocked request cannot hold
+ * up accepting, reaping or other connections.
+ */
+#include "server_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long accepting pauses when the process is out of fds or memory. */
+#define ACCEPT_RETRY_MS 100
+
+/* DMA page sizes the server accepts: every power of two from 4 KiB. */
+#define SRV_PGSIZES (~(uint64_t)0xfff)
+
+/* ---- replies ---- */
+
+void srv_reply_own(struct srv_reply *r, void *buf, size_t len)
+{
+	free(r->alloc);
+	r->alloc = buf;
+	r->iov[0] = (struct iovec){ .iov_base = buf, .iov_len = len };
+	r->iovcnt = 1;
+}
+
+size_t srv_reply_max(const struct vfpm_server_conn *conn)
+{
+	return conn->srv->max_msg_size - VFIO_USER_HDR_SIZE;
+}
+
+static void srv_reply_release(struct srv_reply *r)
+{
+	for (unsigned int i = 0; i < r->fds.count; i++)
+		close(r->fds.fd[i]);
+	r->fds.count = 0;
+	free(r->alloc);
+	r->alloc = NULL;
+	r->iovcnt = 0;
+}
+
+static int send_error(struct vfpm_server_conn *conn, const struct vfio_user_header *req, int err)
+{
+	struct vfio_user_header hdr = {
+		.msg_id = req->msg_id, .command = req->command,
+		.flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR,
+		.error_no = (uint32_t)err,
+	};
+
+	return vfpm_sock_send_msg(conn->sock, &hdr, NULL, 0, NULL, 0);
+}
+
+static int send_reply(struct vfpm_server_conn *conn, const struct vfio_user_header *req,
+		      struct srv_reply *r)
+{
+	struct vfio_user_header hdr = {
+		.msg_id = req->msg_id, .command = req->command,
+		.flags = VFIO_USER_F_TYPE_REPLY,
+	};
+
+	return vfpm_sock_send_msgv(conn->sock, &hdr, r->iov, r->iovcnt, r->fds.fd, r->fds.count);
+}
+
+/* ---- VERSION ---- */
+
+static int handle_version(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r)
+{
+	struct vfio_user_version ver;
+	struct vfio_user_version *out;
+	struct vfpm_caps peer, mine;
+	int twin[2] = { -1, -1 };
+	char *json;
+	size_t jlen;
+	int err;
+
+	if (conn->negotiated)
+		return -EPROTO;
+	if (m->len < sizeof(ver) || m->nfds)
+		return -EINVAL;
+	memcpy(&ver, m->payload, sizeof(ver));
+	if (ver.major != VFIO_USER_MAJOR) {
+		/* The specification: a server that cannot speak the major closes. */
+		conn->close_after_reply = true;
+		return -ENOTSUP;
+	}
+	vfpm_caps_defaults(&peer);
+	err = vfpm_caps_parse((const char *)m->payload + sizeof(ver), m->len - sizeof(ver), &peer);
+	if (err)
+		return err;
+	mine = conn->srv->caps;
+	mine.pgsizes = peer.pgsizes & SRV_PGSIZES;
+	if (!mine.pgsizes)
+		return -EINVAL;
+	/* The reply's capabilities are a subset of the proposal's. */
+	mine.write_multiple = peer.write_multiple;
+	/* Server-to-client DMA messages get a socket of their own when the client can. */
+	if (peer.twin_socket && peer.max_msg_fds >= 1 &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, twin) == 0) {
+		mine.twin_socket = true;
+		mine.twin_fd_index = 0;
+	}
+
+	json = vfpm_caps_format(&mine);
+	jlen = json ? strlen(json) + 1 : 0;
+	out = json ? malloc(sizeof(*out) + jlen) : NULL;
+	if (!out) {
+		free(json);
+		if (twin[0] >= 0) {
+			close(twin[0]);
+			close(twin[1]);
+		}
+		return -ENOMEM;
+	}
+	out->major = VFIO_USER_MAJOR;
+	out->minor = ver.minor < VFIO_USER_MINOR ? ver.minor : VFIO_USER_MINOR;
+	memcpy(out->data, json, jlen);
+	free(json);
+	srv_reply_own(r, out, sizeof(*out) + jlen);
+	if (twin[0] >= 0) {
+		r->fds.fd[r->fds.count++] = twin[1];	/* the client's end goes with the reply */
+		srv_dma_set_twin_socket(conn, twin[0]);
+	}
+
+	conn->peer = peer;
+	conn->dma.min_pgsize = mine.pgsizes & -mine.pgsizes;
+	conn->negotiated = true;
+	return 0;
+}
+
+/* ---- the message loop ---- */
+
+static int process_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r)
+{
+	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND)
+		return -EPROTO;	/* the server sends no commands, so expects no reply */
+	if (m->fds_truncated || m->nfds > conn->srv->caps.max_msg_fds)
+		return -EINVAL;
+	if (m->hdr.command == VFIO_USER_VERSION)
+		return handle_version(conn, m, r);
+	if (!conn->negotiated)
+		return -EPROTO;
+	return srv_dispatch_command(conn, m, r);
+}
+
+/* Serve one message: 0 to go on, negative when the connection must close. */
+static int serve_one(struct vfpm_server_conn *conn)
+{
+	struct vfpm_msg m;
+	struct srv_reply r = { .iovcnt = 0 };
+	bool no_reply;
+	int err;
+
+	err = vfpm_sock_recv_msg(conn->sock, &m, conn->srv->max_msg_size);
+	if (err == -EBADMSG || err == -E2BIG) {
+		/* The size cannot be believed: say why, then drop the stream. */
+		send_error(conn, &m.hdr, err == -EBADMSG ? EINVAL : E2BIG);
+		return err;
+	}
+	if (err)
+		return err;
+
+	no_reply = m.hdr.flags & VFIO_USER_F_NO_REPLY;
+	err = process_msg(conn, &m, &r);
+	/* Fds the handler did not take are closed here, whatever happened. */
+	vfpm_msg_release(&m);
+	if (!no_reply)
+		err = err < 0 ? send_error(conn, &m.hdr, -err) : send_reply(conn, &m.hdr, &r);
+	else
+		err = 0;
+	srv_reply_release(&r);
+	if (err)
+		return err;
+	return conn->close_after_reply ? -ECONNABORTED : 0;
+}
+
+static void conn_teardown(struct vfpm_server_conn *conn)
+{
+	struct vfpm_server *srv = conn->srv;
+
+	srv_dma_destroy(&conn->dma);
+	if (conn->inst)
+		vfpm_instance_close(conn->inst);
+	conn->inst = NULL;
+
+	pthread_mutex_lock(&srv->lock);
+	/* Closed under the lock: vfpm_server_stop shuts down only open sockets. */
+	close(conn->sock);
+	conn->sock = -1;
+	if (conn->dma_sock >= 0)
+		close(conn->dma_sock);
+	conn->dma_sock = -1;
+	conn->finished = true;
+	srv->live--;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	/* Let the accept loop join this thread. */
+	eventfd_write(srv->wake_fd, 1);
+}
+
+static void *conn_thread(void *arg)
+{
+	struct vfpm_server_conn *conn = arg;
+	struct vfpm_server *srv = conn->srv;
+
+	while (serve_one(conn) == 0)
+		;
+	if (conn->inst && srv->opts.on_disconnect)
+		srv->opts.on_disconnect(conn, srv->opts.opaque);
+	conn_teardown(conn);
+	return NULL;
+}
+
+int srv_conn_open_instance(struct vfpm_server_conn *conn)
+{
+	struct vfpm_server *srv = conn->srv;
+	int err;
+
+	if (conn->inst)
+		return 0;
+	err = vfpm_device_open(srv->dev, &conn->inst);
+	if (err) {
+		conn->inst = NULL;
+		return err;
+	}
+	if (srv->opts.on_connect)
+		srv->opts.on_connect(conn, srv->opts.opaque);
+	return 0;
+}
+
+/* ---- accepting and reaping ---- */
+
+static void conn_free(struct vfpm_server_conn *conn)
+{
+	pthread_mutex_destroy(&conn->dma_sock_lock);
+	pthread_rwlock_destroy(&conn->dma.lock);
+	free(conn);
+}
+
+/*
+ * Accept one connection.  false when accepting should pause: out of fds or
+ * memory, the pending connection stays queued until a connection finishes
+ * (polling the listening socket meanwhile would spin).
+ */
+static bool accept_one(struct vfpm_server *srv)
+{
+	struct vfpm_server_conn *conn;
+	int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (sock < 0)
+		return !(errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM);
+	conn = calloc(1, sizeof(*conn));
+	if (!conn || srv_dma_init(&conn->dma, srv->caps.max_dma_maps)) {
+		free(conn);
+		close(sock);
+		return false;
+	}
+	conn->srv = srv;
+	conn->sock = sock;
+	conn->dma_sock = -1;
+	pthread_mutex_init(&conn->dma_sock_lock, NULL);
+	vfpm_caps_defaults(&conn->peer);
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping || pthread_create(&conn->thread, NULL, conn_thread, conn)) {
+		pthread_mutex_unlock(&srv->lock);
+		close(sock);
+		conn_free(conn);
+		return true;
+	}
+	conn->next = srv->conns;
+	srv->conns = conn;
+	srv->live++;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	return true;
+}
+
+/* Join and free the finished connections (all of them when all is set). */
+static void reap(struct vfpm_server *srv, bool all)
+{
+	for (;;) {
+		struct vfpm_server_conn **pp, *conn = NULL;
+
+		pthread_mutex_lock(&srv->lock);
+		for (pp = &srv->conns; *pp; pp = &(*pp)->next) {
+			if (all || (*pp)->finished) {
+				conn = *pp;
+				*pp = conn->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&srv->lock);
+		if (!conn)
+			return;
+		pthread_join(conn->thread, NULL);
+		conn_free(conn);
+	}
+}
+
+int vfpm_server_run(struct vfpm_server *srv)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = srv->listen_fd, .events = POLLIN },
+		{ .fd = srv->wake_fd, .events = POLLIN },
+	};
+	bool paused = false;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->running) {
+		pthread_mutex_unlock(&srv->lock);
+		return -EBUSY;
+	}
+	srv->running = true;
+	pthread_mutex_unlock(&srv->lock);
+
+	for (;;) {
+		bool stopping;
+		eventfd_t v;
+		int n;
+
+		/* Paused: retry accepting after a connection finishes or a delay. */
+		pfd[0].fd = paused ? -1 : srv->listen_fd;
+		n = poll(pfd, 2, paused ? ACCEPT_RETRY_MS : -1);
+		if (n < 0 && errno != EINTR)
+			break;
+		paused = false;
+		if (n > 0 && (pfd[1].revents & POLLIN))
+			eventfd_read(srv->wake_fd, &v);
+		pthread_mutex_lock(&srv->lock);
+		stopping = srv->stopping;
+		pthread_mutex_unlock(&srv->lock);
+		if (stopping)
+			break;
+		if (n > 0 && (pfd[0].revents & POLLIN))
+			paused = !accept_one(srv);
+		reap(srv, false);
+	}
+	/* vfpm_server_stop has shut the sockets down: every thread finishes. */
+	reap(srv, true);
+
+	pthread_mutex_lock(&srv->lock);
+	srv->running = false;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	return 0;
+}
+
+static void *run_thread(void *arg)
+{
+	vfpm_server_run(arg);
+	return NULL;
+}
+
+int vfpm_server_start(struct vfpm_server *srv)
+{
+	int err;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->started || srv->running || srv->stopping) {
+		pthread_mutex_unlock(&srv->lock);
+		return -EBUSY;
+	}
+	err = pthread_create(&srv->run_thread, NULL, run_thread, srv);
+	if (!err)
+		srv->started = true;
+	pthread_mutex_unlock(&srv->lock);
+	return -err;
+}
+
+void vfpm_server_stop(struct vfpm_server *srv)
+{
+	bool join;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	for (struct vfpm_server_conn *c = srv->conns; c; c = c->next) {
+		if (c->sock >= 0)
+			shutdown(c->sock, SHUT_RDWR);
+		if (c->dma_sock >= 0)
+			shutdown(c->dma_sock, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	eventfd_write(srv->wake_fd, 1);
+
+	pthread_mutex_lock(&srv->lock);
+	join = srv->started;
+	srv->started = false;
+	if (!join) {
+		while (srv->running)
+			pthread_cond_wait(&srv->cond, &srv->lock);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (join)
+		pthread_join(srv->run_thread, NULL);
+}
+
+/* ---- creation ---- */
+
+/* Is someone listening at path?  Decides whether a socket file there is stale. */
+static bool socket_is_live(const struct sockaddr_un *addr)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return true;	/* cannot tell: do not remove it */
+	live = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ||
+	       errno != ECONNREFUSED;
+	close(fd);
+	return live;
+}
+
+static int listen_on(const char *path, mode_t mode)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, err;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode) || socket_is_live(&addr))
+			return -EADDRINUSE;
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	/* Before listen(): nobody can connect while the umask's mode is in force. */
+	if (chmod(path, mode) < 0 || listen(fd, 64) < 0) {
+		err = -errno;
+		unlink(path);
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+/* A server around a listening fd still to come (listen_fd -1). */
+static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *opts,
+			struct vfpm_server **out)
+{
+	struct vfpm_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return -ENOMEM;
+	if (opts)
+		srv->opts = *opts;
+	if (!srv->opts.socket_mode)
+		srv->opts.socket_mode = 0600;
+	srv->dev = dev;
+	vfpm_caps_defaults(&srv->caps);
+	srv->caps.max_msg_fds = srv->opts.max_msg_fds ? srv->opts.max_msg_fds : SRV_DEF_MAX_MSG_FDS;
+	if (srv->caps.max_msg_fds > VFPM_SOCK_MAX_FDS)
+		srv->caps.max_msg_fds = VFPM_SOCK_MAX_FDS;
+	if (srv->opts.max_data_xfer_size)
+		srv->caps.max_data_xfer_size = srv->opts.max_data_xfer_size;
+	if (srv->opts.max_dma_maps)
+		srv->caps.max_dma_maps = srv->opts.max_dma_maps;
+	srv->caps.pgsizes = SRV_PGSIZES;
+	srv->caps.write_multiple = true;
+	srv->max_msg_size = VFIO_USER_HDR_SIZE + (size_t)srv->caps.max_data_xfer_size +
+			    VFIO_USER_MSG_SLACK;
+	srv->listen_fd = -1;
+	srv->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (srv->wake_fd < 0) {
+		int err = -errno;
+
+		free(srv);
+		return err;
+	}
+	pthread_mutex_init(&srv->lock, NULL);
+	cond_init_monotonic(&srv->cond);
+	*out = srv;
+	return 0;
+}
+
+/* Undo server_alloc (the listening fd is the caller's to close). */
+static void server_free(struct vfpm_server *srv)
+{
+	close(srv->wake_fd);
+	pthread_cond_destroy(&srv->cond);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv->path);
+	free(srv);
+}
+
+int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
+		       const struct vfpm_server_opts *opts, struct vfpm_server **out)
+{
+	struct vfpm_server *srv;
+	int err;
+
+	if (!dev || !socket_path || !out)
+		return -EINVAL;
+	err = server_alloc(dev, opts, &srv);
+	if (err)
+		return err;
+	srv->path = strdup(socket_path);
+	if (!srv->path) {
+		server_free(srv);
+		return -ENOMEM;
+	}
+	srv->listen_fd = listen_on(socket_path, srv->opts.socket_mode);
+	if (srv->listen_fd < 0) {
+		err = srv->listen_fd;
+		server_free(srv);
+		return err;
+	}
+	*out = srv;
+	return 0;
+}
+
+int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
+			  const struct vfpm_server_opts *opts, struct vfpm_server **out)
+{
+	int type = 0, listening = 0;
+	socklen_t len = sizeof(type);
+	struct vfpm_server *srv;
+	int err;
+
+	if (!dev || !out)
+		return -EINVAL;
+	if (getsockopt(listen_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	len = sizeof(listening);
+	if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+		return -errno;
+	if (type != SOCK_STREAM || !listening)
+		return -EINVAL;
+	err = server_alloc(dev, opts, &srv);
+	if (err)
+		return err;
+	fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+	srv->listen_fd = listen_fd;
+	*out = srv;
+	return 0;
+}
+
+void vfpm_server_destroy(struct vfpm_server *srv)
+{
+	if (!srv)
+		return;
+	vfpm_server_stop(srv);
+	close(srv->listen_fd);
+	if (srv->path)
+		unlink(srv->path);
+	server_free(srv);
+}
+
+/* ---- observation ---- */
+
+unsigned int vfpm_server_connection_count(struct vfpm_server *srv)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&srv->lock);
+	n = srv->live;
+	pthread_mutex_unlock(&srv->lock);
+	return n;
+}
+
+int vfpm_server_wait_connections(struct vfpm_server *srv, unsigned int count, int timeout_ms)
+{
+	struct timespec deadline;
+	int err = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	if (timeout_ms >= 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (srv->live != count && !err) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&srv->cond, &srv->lock);
+		else if (pthread_cond_timedwait(&srv->cond, &srv->lock, &deadline) == ETIMEDOUT)
+			err = srv->live == count ? 0 : -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return err;
+}
+
+struct vfpm_instance *vfpm_server_conn_instance(struct vfpm_server_conn *conn)
+{
+	return conn->inst;
+}
+
+void vfpm_server_conn_set_priv(struct vfpm_server_conn *conn, void *priv)
+{
+	conn->priv = priv;
+}
+
+void *vfpm_server_conn_priv(struct vfpm_server_conn *conn)
+{
+	return conn->priv;
+}

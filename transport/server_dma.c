@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Client memory: the per-connection table of DMA_MAP windows and the DMA
+ * accesses device models make through it.
+ *
+ * A window the client backed with an fd is mmap'd at DMA_MAP and unmapped at
+ * DMA_UNMAP or disconnect; the fd itself is closed as soon as it is mapped
+ * (the mapping keeps the memory).  Windows without an fd are recorded (they
+ * count towards max_dma_maps and overlap checks) and are reached with
+ * VFIO_USER_DMA_READ / DMA_WRITE messages on the twin socket, when the client
+ * asked for twin-socket mode in VERSION (-ENOTSUP otherwise).  The separate
+ * socket lets a model do DMA from inside a request: the connection thread
+ * is busy with that request, the client answers on its own thread.
+ */
+#include "server_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int srv_dma_init(struct dma_table *t, uint32_t max)
+{
+	memset(t, 0, sizeof(*t));
+	t->max = max;
+	t->min_pgsize = VFIO_USER_DEF_PGSIZES;
+	return -pthread_rwlock_init(&t->lock, NULL);
+}
+
+static void region_unmap(struct dma_region *reg)
+{
+	if (reg->map)
+		munmap(reg->map, reg->size);
+	reg->map = NULL;
+}
+
+/* Unmap everything; the lock itself is destroyed with the connection. */
+void srv_dma_destroy(struct dma_table *t)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	for (unsigned int i = 0; i < t->count; i++)
+		region_unmap(&t->regions[i]);
+	free(t->regions);
+	t->regions = NULL;
+	t->count = t->cap = 0;
+	pthread_rwlock_unlock(&t->lock);
+}
+
+/* Index of the first region that ends after addr (count if none). */
+static unsigned int first_ending_after(const struct dma_table *t, uint64_t addr)
+{
+	unsigned int lo = 0, hi = t->count;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+		const struct dma_region *reg = &t->regions[mid];
+
+		if (reg->addr + reg->size <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool overlaps_any(const struct dma_table *t, uint64_t addr, uint64_t size)
+{
+	unsigned int i = first_ending_after(t, addr);
+
+	return i < t->count && t->regions[i].addr < addr + size;
+}
+
+static int table_insert(struct dma_table *t, const struct dma_region *reg)
+{
+	unsigned int i;
+
+	if (t->count == t->cap) {
+		unsigned int cap = t->cap ? t->cap * 2 : 8;
+		struct dma_region *n = realloc(t->regions, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		t->regions = n;
+		t->cap = cap;
+	}
+	i = first_ending_after(t, reg->addr);
+	memmove(&t->regions[i + 1], &t->regions[i], (t->count - i) * sizeof(*reg));
+	t->regions[i] = *reg;
+	t->count++;
+	return 0;
+}
+
+int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
+{
+	const uint32_t known = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE;
+	struct dma_table *t = &conn->dma;
+	struct vfio_user_dma_map req;
+	struct dma_region reg;
+	uint64_t pg = t->min_pgsize;
+	int prot = 0;
+	int err;
+
+	if (m->len < sizeof(req) || m->nfds > 1)
+		return -EINVAL;
+	memcpy(&req, m->payload, sizeof(req));
+	if ((req.flags & ~known) || !(req.flags & known))
+		return -EINVAL;
+	if (!req.size || req.addr + req.size < req.addr || (req.addr | req.size) & (pg - 1))
+		return -EINVAL;
+	if (m->nfds && (req.offset & (pg - 1)))
+		return -EINVAL;
+	if (req.flags & VFIO_USER_DMA_F_READ)
+		prot |= PROT_READ;
+	if (req.flags & VFIO_USER_DMA_F_WRITE)
+		prot |= PROT_WRITE;
+	reg = (struct dma_region){
+		.addr = req.addr, .size = req.size, .offset = req.offset, .flags = req.flags,
+	};
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (overlaps_any(t, req.addr, req.size)) {
+		err = -EEXIST;
+		goto out;
+	}
+	if (t->count >= t->max) {
+		err = -ENOSPC;
+		goto out;
+	}
+	if (m->nfds) {
+		reg.map = mmap(NULL, req.size, prot, MAP_SHARED, m->fds[0], (off_t)req.offset);
+		if (reg.map == MAP_FAILED) {
+			reg.map = NULL;
+			err = -errno;
+			goto out;
+		}
+	}
+	err = table_insert(t, &reg);
+	if (err)
+		region_unmap(&reg);
+out:
+	pthread_rwlock_unlock(&t->lock);
+	/* The fd itself is closed with the message: the mapping keeps the memory. */
+	return err;
+}
+
+int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r)
+{
+	struct dma_table *t = &conn->dma;
+	struct vfio_user_dma_unmap req, *out;
+	unsigned int i;
+	int err = 0;
+
+	if (m->len < sizeof(req))
+		return -EINVAL;
+	memcpy(&req, m->payload, sizeof(req));
+	if (req.flags || req.argsz < sizeof(req) || !req.size || req.addr + req.size < req.addr)
+		return -EINVAL;
+	out = malloc(sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+
+	/* Taking the write side waits for the model's accesses in progress. */
+	pthread_rwlock_wrlock(&t->lock);
+	i = first_ending_after(t, req.addr);
+	if (i < t->count && t->regions[i].addr == req.addr && t->regions[i].size == req.size) {
+		region_unmap(&t->regions[i]);
+		memmove(&t->regions[i], &t->regions[i + 1], (t->count - i - 1) * sizeof(t->regions[0]));
+		t->count--;
+	} else {
+		/* Only an exact match unmaps: part of a window is EINVAL, nothing is ENOENT. */
+		err = overlaps_any(t, req.addr, req.size) ? -EINVAL : -ENOENT;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	if (err) {
+		free(out);
+		return err;
+	}
+	*out = req;
+	srv_reply_own(r, out, sizeof(*out));
+	return 0;
+}
+
+/* ---- DMA messages on the twin socket ---- */
+
+void srv_dma_set_twin_socket(struct vfpm_server_conn *conn, int sock)
+{
+	pthread_mutex_lock(&conn->srv->lock);
+	conn->dma_sock = sock;
+	pthread_mutex_unlock(&conn->srv->lock);
+}
+
+/* Check a DMA reply: 0, the client's error, or -EPROTO. */
+static int twin_reply_check(const struct vfpm_msg *reply, const struct vfio_user_header *req)
+{
+	if ((reply->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY ||
+	    reply->hdr.msg_id != req->msg_id || reply->hdr.command != req->command)
+		return -EPROTO;
+	if (reply->hdr.flags & VFIO_USER_F_ERROR)
+		return reply->hdr.error_no && reply->hdr.error_no < 4096 ?
+		       -(int)reply->hdr.error_no : -EIO;
+	return 0;
+}
+
+/* One DMA_READ or DMA_WRITE of at most the client's max_data_xfer_size. */
+static int twin_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
+			bool write)
+{
+	struct vfio_user_dma_access req = { .addr = addr, .count = len };
+	struct vfio_user_header hdr = {
+		.command = write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ,
+		.flags = VFIO_USER_F_TYPE_COMMAND,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &req, .iov_len = sizeof(req) },
+		{ .iov_base = buf, .iov_len = len },
+	};
+	struct vfpm_msg reply;
+	int err;
+
+	pthread_mutex_lock(&conn->dma_sock_lock);
+	hdr.msg_id = conn->dma_msg_id++;
+	err = vfpm_sock_send_msgv(conn->dma_sock, &hdr, iov, write ? 2 : 1, NULL, 0);
+	if (!err)
+		err = vfpm_sock_recv_msg(conn->dma_sock, &reply,
+					 VFIO_USER_HDR_SIZE + sizeof(req) + len);
+	pthread_mutex_unlock(&conn->dma_sock_lock);
+	if (err)
+		return err == -ESHUTDOWN ? -ECONNRESET : err;
+	err = twin_reply_check(&reply, &hdr);
+	/* The specification gives the DMA_WRITE reply's count 4 bytes: accept 12. */
+	if (!err && write && reply.len < sizeof(req) - 4)
+		err = -EPROTO;
+	if (!err && !write) {
+		if (reply.len != sizeof(req) + len)
+			err = -EPROTO;
+		else
+			memcpy(buf, (uint8_t *)reply.payload + sizeof(req), len);
+	}
+	vfpm_msg_release(&reply);
+	return err;
+}
+
+static int twin_dma(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
+		    bool write)
+{
+	size_t max = conn->peer.max_data_xfer_size;
+
+	while (len) {
+		size_t n = len < max ? len : max;
+		int err = twin_dma_one(conn, addr, buf, n, write);
+
+		if (err)
+			return err;
+		addr += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* ---- DMA for device models ---- */
+
+/*
+ * Check that [addr, addr + len) lies in accessible windows (0 or -errno);
+ * with buf, copy between it and client memory (write selects the direction).
+ */
+static int dma_walk(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
+		    bool write)
+{
+	const uint32_t need = write ? VFIO_USER_DMA_F_WRITE : VFIO_USER_DMA_F_READ;
+	struct dma_table *t = &conn->dma;
+
+	while (len) {
+		unsigned int i = first_ending_after(t, addr);
+		const struct dma_region *reg;
+		uint64_t off, n;
+		int err = 0;
+
+		if (i >= t->count || t->regions[i].addr > addr)
+			return -EFAULT;
+		reg = &t->regions[i];
+		if (!(reg->flags & need))
+			return -EACCES;
+		if (!reg->map && conn->dma_sock < 0)
+			return -ENOTSUP;
+		off = addr - reg->addr;
+		n = reg->size - off < len ? reg->size - off : len;
+		if (buf && !reg->map)
+			err = twin_dma(conn, addr, buf, n, write);
+		else if (buf && write)
+			memcpy((uint8_t *)reg->map + off, buf, n);
+		else if (buf)
+			memcpy(buf, (const uint8_t *)reg->map + off, n);
+		if (err)
+			return err;
+		if (buf)
+			buf += n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * The range is checked before a byte moves; a DMA message failing halfway
+ * (the client refused or went away) can still leave part of it done.
+ */
+static int dma_access(struct vfpm_server_conn *conn, uint64_t addr, void *buf, size_t len,
+		      bool write)
+{
+	struct dma_table *t = &conn->dma;
+	int err;
+
+	if (addr + len < addr)
+		return -EFAULT;
+	pthread_rwlock_rdlock(&t->lock);
+	err = dma_walk(conn, addr, NULL, len, write);
+	if (!err)
+		err = dma_walk(conn, addr, buf, len, write);
+	pthread_rwlock_unlock(&t->lock);
+	return err;
+}
+
+int vfpm_server_dma_read(struct vfpm_server_conn *conn, uint64_t addr, void *buf, size_t len)
+{
+	return dma_access(conn, addr, buf, len, false);
+}
+
+int vfpm_server_dma_write(struct vfpm_server_conn *conn, uint64_t addr, const void *buf,
+			  size_t len)
+{
+	return dma_access(conn, addr, (void *)buf, len, true);
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server internals shared by server.c (lifecycle, connections, VERSION),
+ * server_cmds.c (device commands) and server_dma.c (DMA mappings).
+ */
+#ifndef VFPM_TRANSPORT_SERVER_INTERNAL_H
+#define VFPM_TRANSPORT_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <vfpm/device.h>
+#include <vfpm/transport.h>
+
+#include "negotiate.h"
+#include "tran_sock.h"
+#include "wire.h"
+
+#define SRV_DEF_MAX_MSG_FDS 16u
+
+/* One DMA_MAP window. */
+struct dma_region {
+	uint64_t addr;
+	uint64_t size;
+	uint64_t offset;	/* in the client's fd */
+	uint32_t flags;		/* VFIO_USER_DMA_F_* */
+	void *map;		/* the mmap of the client's fd, NULL when none was given */
+};
+
+struct dma_table {
+	/*
+	 * Protects regions and count.  Model accesses (vfpm_server_dma_*) hold
+	 * it for reading across the copy, so an unmap (write side) waits for
+	 * accesses in progress before it returns, as the specification asks.
+	 */
+	pthread_rwlock_t lock;
+	struct dma_region *regions;	/* sorted by addr, never overlapping */
+	unsigned int count;
+	unsigned int cap;
+	uint32_t max;			/* immutable: the server's max_dma_maps */
+	uint64_t min_pgsize;		/* set once by VERSION, before any map */
+};
+
+struct vfpm_server_conn {
+	struct vfpm_server *srv;	/* immutable */
+	pthread_t thread;		/* immutable once started */
+	struct vfpm_instance *inst;	/* set by the connection thread before on_connect */
+	void *priv;			/* the model's; set and read by the model */
+
+	/* Connection thread only. */
+	bool negotiated;
+	bool close_after_reply;
+	struct vfpm_caps peer;		/* the client's capabilities */
+	struct dma_table dma;
+
+	/*
+	 * The twin socket of server-to-client DMA messages (-1: none).
+	 * Written by the connection thread under srv->lock (vfpm_server_stop
+	 * shuts it down): at VERSION, before any DMA_MAP, so DMA callers, who
+	 * read it without srv->lock, see it through the table lock; and at
+	 * teardown, after on_disconnect, when there are no DMA callers left.
+	 */
+	int dma_sock;
+	/* One DMA message in flight on dma_sock: protects dma_msg_id and the exchange. */
+	pthread_mutex_t dma_sock_lock;
+	uint16_t dma_msg_id;
+
+	/* Protected by srv->lock (and written only by the connection thread). */
+	int sock;			/* -1 once closed */
+	bool finished;			/* torn down: the thread only has to be joined */
+	struct vfpm_server_conn *next;
+};
+
+struct vfpm_server {
+	struct vfpm_device *dev;	/* immutable */
+	char *path;			/* immutable */
+	int listen_fd;			/* immutable */
+	int wake_fd;			/* eventfd: stop requested or a connection finished */
+	struct vfpm_server_opts opts;	/* immutable */
+	struct vfpm_caps caps;		/* immutable: what the server states */
+	size_t max_msg_size;		/* immutable */
+
+	/* Protects everything below; cond signals changes of live and running. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct vfpm_server_conn *conns;
+	unsigned int live;		/* conns not finished */
+	bool stopping;
+	bool running;			/* inside vfpm_server_run */
+	bool started;			/* run_thread exists */
+	pthread_t run_thread;
+};
+
+/* A reply payload: up to two pieces and the fds that go with it. */
+struct srv_reply {
+	struct iovec iov[2];
+	unsigned int iovcnt;
+	void *alloc;			/* freed after sending */
+	struct vfpm_fds_out fds;	/* closed after sending */
+};
+
+/* Set the reply payload to len bytes of buf, which the reply now owns. */
+void srv_reply_own(struct srv_reply *r, void *buf, size_t len);
+/* Largest reply payload the server builds (max_data_xfer_size + slack). */
+size_t srv_reply_max(const struct vfpm_server_conn *conn);
+
+/* A negotiated command (not VERSION). */
+/*
+ * Open the connection's device instance if it is not open yet.  A connection
+ * opens the device with its first device command, not when it is accepted:
+ * VERSION, DMA_MAP/UNMAP and vfpm's POWER_STATUS need no instance, so a
+ * management query can look at a sleeping device without waking it (as
+ * reading sysfs does for a kernel device, where opening the device fd would
+ * wake it).
+ */
+int srv_conn_open_instance(struct vfpm_server_conn *conn);
+int srv_dispatch_command(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
+
+/* DMA mappings (server_dma.c). */
+int srv_dma_init(struct dma_table *t, uint32_t max);
+void srv_dma_destroy(struct dma_table *t);
+int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m);
+int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
+/* VERSION granted twin-socket mode: the server's end of the DMA socket. */
+void srv_dma_set_twin_socket(struct vfpm_server_conn *conn, int sock);
+
+#endif /* VFPM_TRANSPORT_SERVER_INTERNAL_H */

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Eight clients on one device: seven issue requests while the eighth toggles
+ * low power (ENTRY / ENTRY_WITH_WAKEUP / EXIT).  Every request succeeds, the
+ * model is never touched while the device is not ACTIVE, and the device
+ * ends suspended once everyone has left.  Also run under ThreadSanitizer
+ * (make tsan).
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+
+#define WORKERS 7
+#define WORKER_ITERATIONS 150
+#define TOGGLES 60
+
+struct shared {
+	struct tfix *f;
+	pthread_barrier_t start;
+	atomic_uint failures;
+	atomic_uint wake_signals;
+	unsigned int arms;
+};
+
+struct worker {
+	struct shared *sh;
+	struct vfpm_client *c;
+	unsigned int id;
+};
+
+static void check(struct shared *sh, bool ok)
+{
+	if (!ok)
+		atomic_fetch_add(&sh->failures, 1);
+}
+
+static void *worker_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct shared *sh = w->sh;
+
+	pthread_barrier_wait(&sh->start);
+	for (unsigned int i = 0; i < WORKER_ITERATIONS; i++) {
+		struct vfio_device_info info;
+		uint16_t vendor = 0;
+		uint32_t id = 0, v = w->id * 1000 + i;
+
+		check(sh, vfpm_client_region_read(w->c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID,
+						  &vendor, 2) == 2 && vendor == TM_VENDOR);
+		check(sh, vfpm_client_region_read(w->c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_ID, &id,
+						  4) == 4 && id == TM_ID);
+		/* Each worker owns one word of BAR2 past the registers. */
+		check(sh, vfpm_client_region_write(w->c, VFIO_PCI_BAR2_REGION_INDEX,
+						   0x100 + 4 * w->id, &v, 4) == 4);
+		id = 0;
+		check(sh, vfpm_client_region_read(w->c, VFIO_PCI_BAR2_REGION_INDEX,
+						  0x100 + 4 * w->id, &id, 4) == 4 && id == v);
+		if (i % 8 == 0)
+			check(sh, vfpm_client_get_info(w->c, &info) == 0 &&
+				  info.num_regions == VFIO_PCI_NUM_REGIONS);
+	}
+	return NULL;
+}
+
+static void *toggler_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct shared *sh = w->sh;
+	int efd = t_eventfd();
+
+	pthread_barrier_wait(&sh->start);
+	for (unsigned int i = 0; i < TOGGLES; i++) {
+		if (i % 2) {
+			check(sh, vfpm_client_low_power_entry_with_wakeup(w->c, efd) == 0);
+			sh->arms++;
+		} else {
+			check(sh, vfpm_client_low_power_entry(w->c) == 0);
+		}
+		check(sh, vfpm_client_low_power_exit(w->c) == 0);
+		atomic_fetch_add(&sh->wake_signals, (unsigned int)t_eventfd_read(efd));
+	}
+	close(efd);
+	return NULL;
+}
+
+static void test_eight_clients_toggling(void **state)
+{
+	struct tfix *f = *state;
+	struct shared sh = { .f = f };
+	struct worker w[WORKERS + 1];
+	pthread_t t[WORKERS + 1];
+
+	pthread_barrier_init(&sh.start, NULL, WORKERS + 1);
+	for (unsigned int i = 0; i <= WORKERS; i++) {
+		w[i] = (struct worker){ .sh = &sh, .c = tfix_connect(f), .id = i };
+	}
+	t_enable_memory(w[0].c);
+	tfix_wait_conns(f, WORKERS + 1);
+	for (unsigned int i = 0; i < WORKERS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, worker_thread, &w[i]), 0);
+	assert_int_equal(pthread_create(&t[WORKERS], NULL, toggler_thread, &w[WORKERS]), 0);
+	for (unsigned int i = 0; i <= WORKERS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+
+	assert_int_equal(sh.failures, 0);
+	assert_true(sh.wake_signals <= sh.arms);
+	assert_int_equal(f->model->bad_accesses, 0);
+	assert_false(vfpm_pci_low_power_engaged(f->model->pdev));
+
+	for (unsigned int i = 0; i <= WORKERS; i++)
+		vfpm_client_close(w[i].c);
+	tfix_wait_conns(f, 0);
+	tfix_wait_status(f, VFPM_PM_SUSPENDED);
+	pthread_barrier_destroy(&sh.start);
+}
+
+/* Clients connect and leave in parallel, some with low power armed. */
+static void *churn_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct shared *sh = w->sh;
+
+	pthread_barrier_wait(&sh->start);
+	for (unsigned int i = 0; i < 20; i++) {
+		struct vfpm_client *c;
+		int efd = t_eventfd();
+
+		if (vfpm_client_connect(sh->f->path, &c)) {
+			atomic_fetch_add(&sh->failures, 1);
+			close(efd);
+			continue;
+		}
+		if ((i + w->id) % 3 == 0) {
+			/* Another client may have low power engaged already: EINVAL. */
+			int ret = vfpm_client_low_power_entry_with_wakeup(c, efd);
+
+			check(sh, ret == 0 || ret == -EINVAL);
+		}
+		check(sh, vfpm_client_reset(c) == 0);
+		vfpm_client_close(c);
+		close(efd);
+	}
+	return NULL;
+}
+
+static void test_connect_churn(void **state)
+{
+	struct tfix *f = *state;
+	struct shared sh = { .f = f };
+	struct worker w[4];
+	pthread_t t[4];
+
+	pthread_barrier_init(&sh.start, NULL, 4);
+	for (unsigned int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ .sh = &sh, .id = i };
+		assert_int_equal(pthread_create(&t[i], NULL, churn_thread, &w[i]), 0);
+	}
+	for (unsigned int i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(sh.failures, 0);
+	tfix_wait_conns(f, 0);
+	tfix_wait_status(f, VFPM_PM_SUSPENDED);
+	assert_int_equal(vfpm_device_open_count(vfpm_pci_device(f->model->pdev)), 0);
+	pthread_barrier_destroy(&sh.start);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_eight_clients_toggling, tfix_setup,
+						tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_connect_churn, tfix_setup, tfix_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Whole vfio-user messages over an AF_UNIX stream socket, with their file
+ * descriptors (SCM_RIGHTS).  Private to the transport and the socket client.
+ *
+ * Ownership rule: every fd received is either in struct vfpm_msg (and then
+ * closed by vfpm_msg_release unless the caller took it with
+ * vfpm_msg_take_fd) or already closed; no return path leaks one.  Received
+ * fds are close-on-exec.
+ */
+#ifndef VFPM_TRANSPORT_TRAN_SOCK_H
+#define VFPM_TRANSPORT_TRAN_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+#include "wire.h"
+
+/* The kernel's SCM_MAX_FD: no sender can attach more to one sendmsg. */
+#define VFPM_SOCK_MAX_FDS 253
+
+struct vfpm_msg {
+	struct vfio_user_header hdr;
+	void *payload;		/* hdr.msg_size - 16 bytes (malloc'd, NULL when empty) */
+	size_t len;
+	int fds[VFPM_SOCK_MAX_FDS];
+	unsigned int nfds;
+	bool fds_truncated;	/* the kernel dropped fds that did not fit */
+};
+
+void vfpm_msg_init(struct vfpm_msg *m);
+/* Close the fds the message still owns and free the payload. */
+void vfpm_msg_release(struct vfpm_msg *m);
+/* Hand fd i to the caller (-1 if there is none); release will not close it. */
+int vfpm_msg_take_fd(struct vfpm_msg *m, unsigned int i);
+
+/*
+ * Receive one whole message.  0 on success.  Errors, with the stream state:
+ *  -ESHUTDOWN   the peer closed the connection between two messages;
+ *  -ECONNRESET  it closed (or reset) it in the middle of one;
+ *  -EBADMSG     msg_size is smaller than the header: m->hdr is valid, the
+ *               stream cannot be trusted any more;
+ *  -E2BIG       msg_size exceeds max_size: m->hdr is valid, the stream
+ *               cannot be trusted any more (the payload is not read);
+ *  other        an I/O error from the socket.
+ * On every error the message owns nothing (its fds are closed).
+ */
+int vfpm_sock_recv_msg(int sock, struct vfpm_msg *m, size_t max_size);
+
+/*
+ * Send one message: hdr (its msg_size is set from the iovecs), the iovecs as
+ * its payload and nfds fds as SCM_RIGHTS with the first byte.  Partial writes
+ * are completed; SIGPIPE is never raised.  0 or a negative errno.
+ */
+int vfpm_sock_send_msgv(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
+			unsigned int iovcnt, const int *fds, unsigned int nfds);
+int vfpm_sock_send_msg(int sock, struct vfio_user_header *hdr, const void *payload, size_t len,
+		       const int *fds, unsigned int nfds);
+
+/* Read / write exactly len bytes (no fds accepted: any received are closed). */
+int vfpm_sock_read_all(int sock, void *buf, size_t len);
+int vfpm_sock_write_all(int sock, const void *buf, size_t len);
+
+#endif /* VFPM_TRANSPORT_TRAN_SOCK_H */
