@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/* vfpm serve: sample devices on vfio-user sockets until SIGINT/SIGTERM. */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vfpm/devices.h>
+#include <vfpm/transport.h>
+
+#define SERVE_MAX_DEVICES 16
+
+static const char serve_usage[] =
+	"Usage: vfpm serve [--device KIND [--socket PATH] [--backend PATH]]... [OPTIONS]\n"
+	"\n"
+	"Serve sample devices, each on its own vfio-user socket, until SIGINT or SIGTERM.\n"
+	"\n"
+	"  --device KIND      memory, poller or optout; each --device starts a new device\n"
+	"                     (default: one memory device)\n"
+	"  --socket PATH      the device's vfio-user socket (default: vfpm-KIND-N.sock)\n"
+	"  --backend PATH     poller: the UNIX socket the device listens on for its\n"
+	"                     backend traffic (default: SOCKET.backend)\n"
+	"  --mode OCTAL       permissions of the socket files (default: 0600)\n"
+	"  --ready-file PATH  write the word 'ready' there once every socket listens\n"
+	"  -h, --help         this text\n"
+	"\n"
+	"Systemd socket activation: when LISTEN_FDS and LISTEN_PID are set, the\n"
+	"listening sockets are fds 3, 4, ... in the order of the --device options.\n";
+
+struct serve_device {
+	const char *kind;
+	const char *socket;
+	const char *backend;
+	char socket_buf[64], backend_buf[256];
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_server *srv;
+};
+
+static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigned int *ndev,
+		       struct vfpm_server_opts *opts, const char **ready_file)
+{
+	struct serve_device *cur = NULL;
+
+	*ndev = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--device") && strcmp(opt, "--socket") && strcmp(opt, "--backend") &&
+		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file"))
+			return cli_usage_error("serve", "unknown option '%s'", opt);
+		if (!val)
+			return cli_usage_error("serve", "%s needs a value", opt);
+		i++;
+		if (!strcmp(opt, "--device")) {
+			if (strcmp(val, "memory") && strcmp(val, "poller") && strcmp(val, "optout"))
+				return cli_usage_error("serve", "unknown device kind '%s' "
+						       "(memory, poller or optout)", val);
+			if (*ndev == SERVE_MAX_DEVICES)
+				return cli_usage_error("serve", "at most %d devices", SERVE_MAX_DEVICES);
+			cur = &devs[(*ndev)++];
+			cur->kind = val;
+		} else if (!strcmp(opt, "--mode")) {
+			char *end;
+			unsigned long mode = strtoul(val, &end, 8);
+
+			if (*end || mode > 0777)
+				return cli_usage_error("serve", "--mode wants an octal mode like 0600, not '%s'", val);
+			opts->socket_mode = (mode_t)mode;
+		} else if (!strcmp(opt, "--ready-file")) {
+			*ready_file = val;
+		} else {
+			if (!cur) {
+				cur = &devs[(*ndev)++];
+				cur->kind = "memory";
+			}
+			if (!strcmp(opt, "--socket"))
+				cur->socket = val;
+			else
+				cur->backend = val;
+		}
+	}
+	if (*ndev == 0)
+		devs[(*ndev)++].kind = "memory";
+	for (unsigned int n = 0; n < *ndev; n++) {
+		struct serve_device *d = &devs[n];
+
+		if (!d->socket) {
+			snprintf(d->socket_buf, sizeof(d->socket_buf), "vfpm-%s-%u.sock", d->kind, n);
+			d->socket = d->socket_buf;
+		}
+		if (d->backend && strcmp(d->kind, "poller"))
+			return cli_usage_error("serve", "--backend is for a poller device, not %s", d->kind);
+		if (!strcmp(d->kind, "poller") && !d->backend) {
+			snprintf(d->backend_buf, sizeof(d->backend_buf), "%s.backend", d->socket);
+			d->backend = d->backend_buf;
+		}
+	}
+	return 0;
+}
+
+static int serve_create_device(struct serve_device *d)
+{
+	if (!strcmp(d->kind, "poller")) {
+		struct vfpm_poller_opts opts = { .backend_path = d->backend };
+
+		return vfpm_poller_create(&opts, &d->pdev);
+	}
+	return vfpm_memdev_create(!strcmp(d->kind, "optout"), &d->pdev);
+}
+
+static void serve_destroy_device(struct serve_device *d)
+{
+	if (d->srv)
+		vfpm_server_destroy(d->srv);
+	if (!d->pdev)
+		return;
+	if (!strcmp(d->kind, "poller"))
+		vfpm_poller_destroy(d->pdev);
+	else
+		vfpm_memdev_destroy(d->pdev);
+}
+
+/* Socket activation: the fds systemd passed, if they are for us. */
+static int serve_activation_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+	if (!pid || !fds || strtol(pid, NULL, 10) != (long)getpid())
+		return 0;
+	return (int)strtol(fds, NULL, 10);
+}
+
+static int serve_start(struct serve_device *d, unsigned int n, int activated,
+		       const struct vfpm_server_opts *opts)
+{
+	int err;
+
+	err = serve_create_device(d);
+	if (err)
+		return cli_fail("serve", err, "cannot create the %s device%s%s", d->kind,
+				d->backend ? " with backend " : "", d->backend ? d->backend : "");
+	if ((int)n < activated)
+		err = vfpm_server_create_fd(vfpm_pci_device(d->pdev), 3 + (int)n, opts, &d->srv);
+	else
+		err = vfpm_server_create(vfpm_pci_device(d->pdev), d->socket, opts, &d->srv);
+	if (!err)
+		err = vfpm_server_start(d->srv);
+	if (err)
+		return cli_fail("serve", err, "cannot serve the %s device on %s", d->kind,
+				(int)n < activated ? "the activation socket" : d->socket);
+	if ((int)n < activated)
+		printf("vfpm: %s device on activation fd %u\n", d->kind, 3 + n);
+	else
+		printf("vfpm: %s device on %s%s%s\n", d->kind, d->socket,
+		       d->backend ? ", backend " : "", d->backend ? d->backend : "");
+	return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_device devs[SERVE_MAX_DEVICES] = { 0 };
+	struct vfpm_server_opts opts = { .socket_mode = 0600 };
+	const char *ready_file = NULL;
+	unsigned int ndev = 0, started = 0;
+	sigset_t stop_signals;
+	int activated, status, sig;
+
+	if (cli_wants_help(argc, argv)) {
+		fputs(serve_usage, stdout);
+		return 0;
+	}
+	status = serve_parse(argc, argv, devs, &ndev, &opts, &ready_file);
+	if (status)
+		return status;
+	activated = serve_activation_fds();
+
+	/* Block the stop signals before any thread starts, then wait for one here. */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+	for (started = 0; started < ndev && !status; started++)
+		status = serve_start(&devs[started], started, activated, &opts);
+	if (!status && ready_file) {
+		FILE *f = fopen(ready_file, "w");
+
+		if (!f || fputs("ready\n", f) == EOF || fclose(f) == EOF)
+			status = cli_fail("serve", errno, "cannot write %s", ready_file);
+	}
+	fflush(stdout);
+	if (!status) {
+		sigwait(&stop_signals, &sig);
+		printf("vfpm: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	}
+	while (started > 0)
+		serve_destroy_device(&devs[--started]);
+	return status;
+}

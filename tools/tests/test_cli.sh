@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The vfpm command end to end: each subcommand's success and failure paths,
+# with real servers, sockets and signals.  Usage: test_cli.sh PATH-TO-vfpm
+set -u
+VFPM=$(realpath "$1")
+work=$(mktemp -d /tmp/vfpm-cli.XXXXXX)
+pids=()
+passed=0 failed=0
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+bad() { echo "not ok - $1"; failed=$((failed + 1)); }
+# check NAME EXPECTED-STATUS PATTERN -- COMMAND...: status and output (stdout+stderr) must match.
+check() {
+	local name=$1 want=$2 pattern=$3; shift 4
+	local out rc
+	out=$("$@" 2>&1); rc=$?
+	if [ "$rc" = "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
+		ok "$name"
+	else
+		bad "$name (status $rc, wanted $want; output: $(head -c 300 <<<"$out"))"
+	fi
+}
+# wait_for FILE-OR-SOCKET: up to 10 s.
+wait_for() {
+	for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+# wait_grep FILE PATTERN: up to 10 s.
+wait_grep() {
+	for _ in $(seq 100); do grep -qE -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+	return 1
+}
+send_backend() {
+	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode()); s.close()' "$1" "$2"
+}
+
+# ---- the command itself ----
+check "top-level --help" 0 "Commands:" -- "$VFPM" --help
+check "no command is a usage error" 1 "Usage: vfpm" -- "$VFPM"
+check "unknown command" 1 "unknown command 'frobnicate'" -- "$VFPM" frobnicate
+for cmd in serve info power; do
+	check "$cmd --help" 0 "Usage: vfpm $cmd" -- "$VFPM" "$cmd" --help
+done
+
+# ---- serve: bad input ----
+check "serve: unknown device kind" 1 "unknown device kind 'disk'" -- "$VFPM" serve --device disk
+check "serve: unknown option" 1 "unknown option '--colour'" -- "$VFPM" serve --colour red
+check "serve: option without value" 1 "--socket needs a value" -- "$VFPM" serve --socket
+check "serve: bad mode" 1 "--mode wants an octal mode" -- "$VFPM" serve --mode 999
+check "serve: backend on a memory device" 1 "--backend is for a poller" -- "$VFPM" serve --device memory --backend x
+check "serve: socket in a missing directory" 2 "cannot serve the memory device on /nonexistent/x.sock" -- \
+	"$VFPM" serve --socket /nonexistent/x.sock
+
+# ---- serve: a memory and a poller device ----
+"$VFPM" serve --device memory --socket m.sock --device poller --socket p.sock --ready-file ready >serve.log 2>&1 &
+serve_pid=$!; pids+=("$serve_pid")
+if wait_for ready; then ok "serve: ready"; else bad "serve: ready (log: $(cat serve.log))"; fi
+[ "$(stat -c %a m.sock)" = 600 ] && ok "serve: socket is 0600" || bad "serve: socket mode $(stat -c %a m.sock)"
+[ -S p.sock.backend ] && ok "serve: poller backend socket" || bad "serve: no poller backend socket"
+check "serve: a second server on the same socket" 2 "Address already in use" -- "$VFPM" serve --socket m.sock
+
+# ---- info ----
+check "info: the unused device is suspended, and info says so without waking it" 0 \
+	"^power: suspended, usage count 0" -- "$VFPM" info m.sock
+check "info: regions" 0 "region 0 \(BAR0\): size 0x10000 read write mmap" -- "$VFPM" info m.sock
+check "info: interrupts" 0 "irq 2 \(MSI-X\): 4 vectors" -- "$VFPM" info m.sock
+check "info: no target" 1 "needs a TARGET" -- "$VFPM" info
+check "info: two targets" 1 "takes one TARGET" -- "$VFPM" info a b
+check "info: nobody there" 2 "cannot open nothing.sock" -- "$VFPM" info nothing.sock
+
+# ---- power ----
+check "power: exit without entry" 0 "low power exited" -- "$VFPM" power m.sock exit
+check "power: unknown action" 1 "unknown action 'sleep'" -- "$VFPM" power m.sock sleep
+check "power status: the unused device sleeps" 0 "^suspended usage=0 low_power=off" -- "$VFPM" power m.sock status
+check "power: missing action" 1 "needs a TARGET and an ACTION" -- "$VFPM" power m.sock
+check "power: --count without watch" 1 "--count goes with watch" -- "$VFPM" power m.sock exit --count 2
+check "power: bad --count" 1 "--count wants a positive number" -- "$VFPM" power m.sock watch --count 0
+check "power: nobody there" 2 "cannot open nothing.sock" -- "$VFPM" power nothing.sock exit
+
+# enter: holds low power while it runs; another client sees it engaged.
+"$VFPM" power m.sock enter >enter.log 2>&1 &
+enter_pid=$!; pids+=("$enter_pid")
+wait_grep enter.log "low power entered" && ok "power enter: entered" || bad "power enter: $(cat enter.log)"
+check "power enter: info sees low power engaged" 0 "low power engaged" -- "$VFPM" info m.sock
+kill -TERM "$enter_pid"; wait "$enter_pid"; rc=$?
+[ "$rc" = 0 ] && grep -q released enter.log && ok "power enter: SIGTERM releases" || bad "power enter: status $rc"
+check "power enter: closed, low power is dropped" 0 "low power not engaged" -- "$VFPM" info m.sock
+
+# enter-wakeup on the poller: traffic at the backend wakes it.
+"$VFPM" power p.sock enter-wakeup >wake.log 2>&1 &
+wake_pid=$!; pids+=("$wake_pid")
+wait_grep wake.log "waiting" && ok "power enter-wakeup: armed" || bad "power enter-wakeup: $(cat wake.log)"
+# Poll with 'power status': it never wakes the device ('info' would, past its first line).
+wait_suspended() {
+	for _ in $(seq 100); do "$VFPM" power "$1" status | grep -q "^suspended" && return 0; sleep 0.1; done
+	return 1
+}
+wait_suspended p.sock
+check "power enter-wakeup: the poller sleeps" 0 "^suspended usage=0 low_power=engaged wakeup=armed" -- \
+	"$VFPM" power p.sock status
+check "power status: asking did not wake it" 0 "^suspended" -- "$VFPM" power p.sock status
+grep -q "wakeup 1 at" wake.log && bad "power enter-wakeup: woke before any traffic" || ok "power enter-wakeup: no spurious wakeup"
+send_backend p.sock.backend "ping"
+wait "$wake_pid"; rc=$?
+[ "$rc" = 0 ] && grep -q "wakeup 1 at" wake.log && ok "power enter-wakeup: woken by backend data" || \
+	bad "power enter-wakeup: status $rc, $(cat wake.log)"
+
+# watch: two wakeups, then it stops by itself.
+"$VFPM" power p.sock watch --count 2 >watch.log 2>&1 &
+watch_pid=$!; pids+=("$watch_pid")
+for n in 1 2; do
+	wait_suspended p.sock
+	grep -q "wakeup $n at" watch.log && { bad "power watch: wakeup $n before traffic"; break; }
+	send_backend p.sock.backend "wake $n"
+	wait_grep watch.log "wakeup $n at" || break
+done
+wait "$watch_pid"; rc=$?
+[ "$rc" = 0 ] && grep -q "wakeup 2 at" watch.log && ok "power watch: two wakeups" || \
+	bad "power watch: status $rc, $(cat watch.log)"
+
+# ---- shutdown ----
+kill -INT "$serve_pid"; wait "$serve_pid"; rc=$?
+[ "$rc" = 0 ] && ok "serve: SIGINT shuts down cleanly" || bad "serve: exit status $rc"
+grep -q "SIGINT, shutting down" serve.log && ok "serve: says why it stops" || bad "serve: log $(cat serve.log)"
+[ ! -e m.sock ] && [ ! -e p.sock ] && ok "serve: sockets removed" || bad "serve: sockets left behind"
+
+# ---- systemd socket activation ----
+python3 - "$VFPM" <<'PY' >act.log 2>&1 &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("act.sock"); s.listen(8)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execve(sys.argv[1], [sys.argv[1], "serve", "--device", "optout"], env)
+PY
+act_pid=$!; pids+=("$act_pid")
+wait_grep act.log "activation fd 3" && ok "serve: socket activation" || bad "serve: activation: $(cat act.log)"
+check "serve: activated socket serves" 0 "^power: suspended" -- "$VFPM" info act.sock
+kill -TERM "$act_pid"; wait "$act_pid"; rc=$?
+[ "$rc" = 0 ] && ok "serve: activated server stops on SIGTERM" || bad "serve: activated exit $rc"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
