@@ -40,10 +40,9 @@ tsan: deps
 bench: build
 	bash bench/run.sh $(BUILD)
 
+# The main job: a polling device that really sleeps, walked through by a client.
 demo: build
-	@echo "vfpm demo: the end-to-end demo (a polling device served over vfio-user that"
-	@echo "really sleeps in low power) is not built yet; see issue 6. What exists today:"
-	@echo "the runtime PM core, exercised by 'make test' and measured by 'make bench'."
+	bash tools/demo/demo.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/pci_regs.h>
 
@@ -16,9 +17,37 @@
 
 struct memdev {
 	bool optout;			/* immutable */
-	pthread_mutex_t lock;		/* protects regs */
+	pthread_mutex_t lock;		/* protects regs and slow_reads */
 	uint8_t regs[VFPM_MEMDEV_BAR2_SIZE];
+	uint32_t slow_reads;
 };
+
+static uint32_t memdev_reg32(struct memdev *md, unsigned int reg)
+{
+	uint32_t v;
+
+	memcpy(&v, md->regs + reg, sizeof(v));
+	return v;
+}
+
+/* A read of REG_SLOW: takes DELAY_MS (without holding the lock), counts itself. */
+static uint32_t memdev_slow_read(struct memdev *md)
+{
+	struct timespec ts;
+	uint32_t delay, seen;
+
+	pthread_mutex_lock(&md->lock);
+	delay = memdev_reg32(md, VFPM_MEMDEV_REG_DELAY_MS);
+	seen = md->slow_reads++;
+	pthread_mutex_unlock(&md->lock);
+	if (delay > VFPM_MEMDEV_MAX_DELAY_MS)
+		delay = VFPM_MEMDEV_MAX_DELAY_MS;
+	ts.tv_sec = delay / 1000;
+	ts.tv_nsec = (long)(delay % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return seen;
+}
 
 static void memdev_ring_doorbell(struct vfpm_pci_dev *pdev, uint32_t value)
 {
@@ -39,13 +68,20 @@ static ssize_t memdev_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64
 
 	if (bar != 2)
 		return -EINVAL;
+	if (!write && offset == VFPM_MEMDEV_REG_SLOW && count == 4) {
+		uint32_t seen = memdev_slow_read(md);
+
+		memcpy(buf, &seen, sizeof(seen));
+		return 4;
+	}
 	pthread_mutex_lock(&md->lock);
 	if (write) {
 		/* The ID is read-only; the doorbell is write-only and not stored. */
 		for (size_t i = 0; i < count; i++) {
 			uint64_t at = offset + i;
 
-			if (at >= VFPM_MEMDEV_REG_SCRATCH)
+			if (at >= VFPM_MEMDEV_REG_SCRATCH ||
+			    (at >= VFPM_MEMDEV_REG_DELAY_MS && at < VFPM_MEMDEV_REG_DELAY_MS + 4))
 				md->regs[at] = ((const uint8_t *)buf)[i];
 			else if (at >= VFPM_MEMDEV_REG_DOORBELL && at < VFPM_MEMDEV_REG_DOORBELL + 4)
 				doorbell |= (uint32_t)((const uint8_t *)buf)[i]
@@ -70,6 +106,7 @@ static void memdev_reset(struct vfpm_pci_dev *pdev)
 	pthread_mutex_lock(&md->lock);
 	memset(md->regs, 0, sizeof(md->regs));
 	memcpy(md->regs + VFPM_MEMDEV_REG_ID, &id, sizeof(id));
+	md->slow_reads = 0;
 	pthread_mutex_unlock(&md->lock);
 }
 

@@ -15,7 +15,7 @@ static const char usage[] =
 	"Commands:\n"
 	"  serve   serve sample devices on vfio-user sockets\n"
 	"  info    show a device's info, regions, interrupts and power state\n"
-	"  power   drive the low-power features (enter, enter-wakeup, exit, watch)\n"
+	"  power   drive the low-power features and report wakeups and the power state\n"
 	"\n"
 	"Run 'vfpm COMMAND --help' for a command's options.\n";
 

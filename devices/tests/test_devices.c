@@ -150,6 +150,25 @@ static void test_memdev_registers_and_interrupts(void **state)
 	assert_int_equal(vfpm_instance_write(inst, &doorbell, 4, bar2 + VFPM_MEMDEV_REG_DOORBELL), 4);
 	assert_int_equal(eventfd_count(efd), 1);
 
+	/* The slow register holds a request in flight for DELAY_MS, then counts it. */
+	{
+		uint32_t delay = 100, seen = 99;
+		struct timespec t0, t1;
+
+		assert_int_equal(vfpm_instance_write(inst, &delay, 4, bar2 + VFPM_MEMDEV_REG_DELAY_MS), 4);
+		assert_int_equal(vfpm_instance_read(inst, &back, 4, bar2 + VFPM_MEMDEV_REG_DELAY_MS), 4);
+		assert_int_equal(back, 100);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(vfpm_instance_read(inst, &seen, 4, bar2 + VFPM_MEMDEV_REG_SLOW), 4);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_int_equal(seen, 0);
+		assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 100);
+		delay = 0;
+		assert_int_equal(vfpm_instance_write(inst, &delay, 4, bar2 + VFPM_MEMDEV_REG_DELAY_MS), 4);
+		assert_int_equal(vfpm_instance_read(inst, &seen, 4, bar2 + VFPM_MEMDEV_REG_SLOW), 4);
+		assert_int_equal(seen, 1);
+	}
+
 	vfpm_instance_close(inst);
 	assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(pdev), VFPM_PM_SUSPENDED, WAIT_MS), 0);
 	vfpm_memdev_destroy(pdev);

@@ -3,8 +3,9 @@
  * vfpm sample device models (layer 4), built on <vfpm/pci.h>.
  *
  * memory  - BAR0: 64 KiB of RAM the user may mmap; BAR2: 4 KiB of trapped
- *           registers (scratch space, and a doorbell that raises an
- *           interrupt); PM capability, INTx, MSI-X (4 vectors, table in BAR4).
+ *           registers (scratch space, a doorbell that raises an interrupt,
+ *           and a deliberately slow register, to hold a request in flight);
+ *           PM capability, INTx, MSI-X (4 vectors, table in BAR4).
  * optout  - the memory device with runtime PM refused: it takes a runtime PM
  *           reference when it is opened, so it never suspends while open
  *           (the low-power features still answer as the kernel does).
@@ -41,6 +42,9 @@ extern "C" {
 /* BAR2 registers */
 #define VFPM_MEMDEV_REG_ID 0x00		/* RO: 0x4d454d30 "MEM0" */
 #define VFPM_MEMDEV_REG_DOORBELL 0x04	/* WO: 1 = INTx, 2 + n = MSI-X vector n */
+#define VFPM_MEMDEV_REG_DELAY_MS 0x08	/* RW: how long a read of REG_SLOW takes (max 10000) */
+#define VFPM_MEMDEV_REG_SLOW 0x0c	/* RO: a read waits DELAY_MS, then returns how many came before */
+#define VFPM_MEMDEV_MAX_DELAY_MS 10000u
 #define VFPM_MEMDEV_REG_SCRATCH 0x100	/* RW: 0x100 .. end */
 
 int vfpm_memdev_create(bool optout, struct vfpm_pci_dev **out);
