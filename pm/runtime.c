@@ -522,7 +522,12 @@ void rpm_work(struct pm_work *work, bool timer_fired)
 
 /* ---- entry points (the kernel's __pm_runtime_idle/suspend/resume) ---- */
 
-int pm_runtime_idle_flags(struct vfpm_pm_dev *dev, int rpmflags)
+/*
+ * A put (RPM_GET_PUT) that leaves references does nothing else and takes no
+ * lock; the last one, or a call without RPM_GET_PUT, runs the transition.
+ */
+static int rpm_put_then(struct vfpm_pm_dev *dev, int rpmflags,
+			int (*transition)(struct vfpm_pm_dev *dev, int rpmflags))
 {
 	int retval;
 
@@ -533,25 +538,19 @@ int pm_runtime_idle_flags(struct vfpm_pm_dev *dev, int rpmflags)
 			return count < 0 ? (int)count : 0;
 	}
 	rpm_lock(dev);
-	retval = rpm_idle(dev, rpmflags);
+	retval = transition(dev, rpmflags);
 	rpm_unlock(dev);
 	return retval;
 }
 
+int pm_runtime_idle_flags(struct vfpm_pm_dev *dev, int rpmflags)
+{
+	return rpm_put_then(dev, rpmflags, rpm_idle);
+}
+
 int pm_runtime_suspend_flags(struct vfpm_pm_dev *dev, int rpmflags)
 {
-	int retval;
-
-	if (rpmflags & RPM_GET_PUT) {
-		int64_t count = rpm_drop_usage_count(dev);
-
-		if (count != 0)
-			return count < 0 ? (int)count : 0;
-	}
-	rpm_lock(dev);
-	retval = rpm_suspend(dev, rpmflags);
-	rpm_unlock(dev);
-	return retval;
+	return rpm_put_then(dev, rpmflags, rpm_suspend);
 }
 
 int pm_runtime_resume_flags(struct vfpm_pm_dev *dev, int rpmflags)
