@@ -4,7 +4,7 @@ set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 for pkg in gcc clang meson ninja-build pkg-config libcmocka-dev libjson-c-dev \
-           linux-libc-dev libclang-rt-14-dev; do
+           linux-libc-dev libclang-rt-14-dev python3; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 if ((${#need[@]})); then
