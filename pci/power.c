@@ -38,17 +38,31 @@ static int pci_runtime_pm_entry(struct vfpm_pci_dev *pdev, int wake_eventfd)
 	return 0;
 }
 
+/*
+ * Leave low power: mappings restored, the open reference taken back.  The
+ * armed eventfd is handed to the caller (or -1), who signals it or not and
+ * closes it: only once the mappings are back may the user hear of the wake,
+ * or a VMM reacting at once would touch a mapping still revoked.
+ */
+static int pci_runtime_pm_disengage(struct vfpm_pci_dev *pdev)
+{
+	int efd = pdev->pm_wake_eventfd;
+
+	if (!pdev->pm_runtime_engaged)
+		return -1;
+	pdev->pm_runtime_engaged = false;
+	pdev->pm_wake_eventfd = -1;
+	vfpm_pm_get_noresume(vfpm_pci_pm(pdev));
+	pci_bars_sync_mmap(pdev);
+	return efd;
+}
+
 void pci_runtime_pm_exit_locked(struct vfpm_pci_dev *pdev)
 {
-	if (!pdev->pm_runtime_engaged)
-		return;
-	pdev->pm_runtime_engaged = false;
-	vfpm_pm_get_noresume(vfpm_pci_pm(pdev));
-	if (pdev->pm_wake_eventfd >= 0) {
-		close(pdev->pm_wake_eventfd);
-		pdev->pm_wake_eventfd = -1;
-	}
-	pci_bars_sync_mmap(pdev);
+	int efd = pci_runtime_pm_disengage(pdev);
+
+	if (efd >= 0)
+		close(efd);
 }
 
 static int pci_feature_pm_entry(struct vfpm_pci_dev *pdev, uint32_t flags, size_t argsz)
@@ -181,8 +195,10 @@ int pci_runtime_resume(struct vfpm_device *vdev)
 	/* A resume with a wakeup eventfd armed tells the user and leaves low power. */
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	if (pdev->pm_wake_eventfd >= 0) {
-		vfpm_eventfd_signal(pdev->pm_wake_eventfd);
-		pci_runtime_pm_exit_locked(pdev);
+		int efd = pci_runtime_pm_disengage(pdev);
+
+		vfpm_eventfd_signal(efd);
+		close(efd);
 	}
 	pthread_rwlock_unlock(&pdev->memory_lock);
 

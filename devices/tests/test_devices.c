@@ -401,6 +401,8 @@ static void test_poller_sleeps_and_wakes_on_backend_data(void **state)
 	/* Traffic at the backend wakes it and the VMM hears of it. */
 	assert_int_equal(send(f->peer, "wake up", 8, 0), 8);
 	assert_true(eventfd_wait(efd, WAIT_MS));
+	/* By the time the VMM hears of the wake, its mapping is back (no SIGBUS). */
+	assert_int_equal(reg(f, VFPM_POLLER_REG_MAGIC), VFPM_POLLER_MAGIC);
 	assert_int_equal(eventfd_count(efd), 1);
 	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_ACTIVE, WAIT_MS), 0);
 	assert_true(wait_reg(f, VFPM_POLLER_REG_RX_PROD, 8));
