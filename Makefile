@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BUILD ?= build
 MESON_TEST := meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps build test sanitize tsan bench demo clean
+.PHONY: all deps build test sanitize tsan bench demo conformance clean
 
 all: build
 
@@ -43,6 +43,10 @@ bench: build
 # The main job: a polling device that really sleeps, walked through by a client.
 demo: build
 	bash tools/demo/demo.sh $(BUILD)
+
+# The conformance scenarios against vfpm and against Linux 6.1 in QEMU.
+conformance: build
+	bash conformance/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

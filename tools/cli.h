@@ -9,6 +9,7 @@
 int cmd_serve(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_power(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* "vfpm SUBCOMMAND: message" on stderr; returns 1 (usage) or 2 (failure). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,6 +16,7 @@ static const char usage[] =
 	"  serve   serve sample devices on vfio-user sockets\n"
 	"  info    show a device's info, regions, interrupts and power state\n"
 	"  power   drive the low-power features and report wakeups and the power state\n"
+	"  check   run the conformance scenarios (Linux 6.1 semantics) against a device\n"
 	"\n"
 	"Run 'vfpm COMMAND --help' for a command's options.\n";
 
@@ -80,6 +81,7 @@ int main(int argc, char **argv)
 		{ "serve", cmd_serve },
 		{ "info", cmd_info },
 		{ "power", cmd_power },
+		{ "check", cmd_check },
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||

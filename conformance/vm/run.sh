@@ -11,6 +11,8 @@
 #     --log FILE          keep the raw serial console log in FILE
 #     --retries N         boot again up to N times if the guest dies before
 #                         the program starts (default 2)
+#     --file PATH         also put PATH in the guest as /vfpm/BASENAME
+#                         (repeatable; e.g. the conformance scenarios)
 #
 # Exit status: the program's, or 124 on timeout, 125 when the VM did not
 # reach or finish the program (the console log is printed to stderr).
@@ -20,7 +22,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "run.sh: error: $*" >&2; exit 125; }
 
-device=e1000e timeout_s=180 boot=pvh dmesg=0 keep_log= retries=2
+device=e1000e timeout_s=180 boot=pvh dmesg=0 keep_log= retries=2 files=()
 while (( $# )); do
     case $1 in
         -d|--device)  device=${2:?}; shift 2 ;;
@@ -29,7 +31,8 @@ while (( $# )); do
         --dmesg)      dmesg=1; shift ;;
         --log)        keep_log=${2:?}; shift 2 ;;
         --retries)    retries=${2:?}; shift 2 ;;
-        -h|--help)    sed -n '2,18p' "$0"; exit 0 ;;
+        --file)       files+=("${2:?}"); shift 2 ;;
+        -h|--help)    sed -n '2,20p' "$0"; exit 0 ;;
         --)           shift; break ;;
         -*)           die "unknown option $1" ;;
         *)            break ;;
@@ -68,6 +71,10 @@ trap 'rm -rf "$work"' EXIT
 # appended to the base one (the kernel unpacks concatenated archives).
 mkdir -p "$work/root/vfpm"
 cp "$prog" "$work/root/vfpm/prog"; chmod 755 "$work/root/vfpm/prog"
+for f in "${files[@]}"; do
+    [[ -f $f ]] || die "no file $f"
+    cp "$f" "$work/root/vfpm/$(basename "$f")"
+done
 : > "$work/root/vfpm/args"
 for a in "$@"; do
     [[ $a != *$'\n'* ]] || die "arguments may not contain newlines"
