@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the vfpm benchmarks (bench/): clocks, statistics, the
+ * machine description, the report files and the small socket helpers the
+ * round-trip benchmarks use for their raw AF_UNIX baseline.
+ *
+ * Every benchmark writes one Markdown section (NAME.md) and the data its plot
+ * needs (NAME*.dat) into the output directory; bench/run.sh assembles them.
+ * A broken benchmark dies with a message and exit status 1; a missed target
+ * is only reported.
+ */
+#ifndef VFPM_BENCH_COMMON_H
+#define VFPM_BENCH_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* The vfio-user sizes of a 4-byte REGION_READ: header + region access (+ data). */
+#define BENCH_HDR_SIZE 16u
+#define BENCH_ACCESS_SIZE 16u
+#define BENCH_READ_REQ_SIZE (BENCH_HDR_SIZE + BENCH_ACCESS_SIZE)
+#define BENCH_READ_REPLY_SIZE (BENCH_HDR_SIZE + BENCH_ACCESS_SIZE + 4u)
+/* The memory device's trapped BAR and a scratch register in it. */
+#define BENCH_TRAPPED_BAR 2u
+#define BENCH_SCRATCH_OFFSET 0x100u
+
+struct vfpm_client;
+/*
+ * Set Memory Space Enable in the command register, as a guest driver does:
+ * vfio-pci (and vfpm) answer EIO to BAR accesses while memory decode is off,
+ * and every open resets the function.
+ */
+void bench_enable_memory(struct vfpm_client *c);
+
+/* Set once by main: the program name used in messages. */
+extern const char *bench_prog;
+
+_Noreturn void bench_die(const char *what, int err);
+uint64_t bench_now_ns(void);
+void bench_sleep_ms(unsigned int ms);
+
+/* Summary of a sample; the array is sorted in place. */
+struct bench_stats {
+	size_t n;
+	double min, p50, p99, max;
+};
+void bench_stats(double *v, size_t n, struct bench_stats *s);
+double bench_median(double *v, size_t n);
+
+const char *bench_verdict(bool met);
+/* "nproc N, kernel K, cpu C" */
+void bench_machine(char *buf, size_t len);
+
+/* Output files in the directory given with --out. */
+FILE *bench_open(const char *dir, const char *name);
+void bench_close(FILE *f, const char *name);
+
+/*
+ * A fresh private directory under /tmp for sockets (buf: at least 64 bytes);
+ * remove it with bench_rmdir.  Removed at exit too if the benchmark dies.
+ */
+void bench_tmpdir(char *buf, size_t len);
+void bench_rmdir(const char *dir);
+
+/* Raise RLIMIT_NOFILE (soft and hard: we run as root) to at least n. */
+void bench_raise_nofile(unsigned long n);
+/* "Threads:" and "VmRSS:" (KiB) of this process. */
+long bench_threads(void);
+long bench_rss_kib(void);
+
+/*
+ * The raw baseline: an AF_UNIX stream listener whose accepted peers are each
+ * served by a thread that answers every req_size-byte message with a
+ * reply_size-byte one, as a vfio-user server answers a REGION_READ.
+ */
+struct bench_echo;
+struct bench_echo *bench_echo_start(const char *path, size_t req_size, size_t reply_size);
+void bench_echo_stop(struct bench_echo *e);
+int bench_unix_connect(const char *path);
+/* One raw round trip on a connected socket: write req, read the whole reply. */
+void bench_raw_round_trip(int sock, size_t req_size, size_t reply_size);
+
+#endif /* VFPM_BENCH_COMMON_H */
