@@ -161,27 +161,48 @@ static void *poller_poll_main(void *arg)
 
 /* ---- asleep: wait for the backend without burning a core ---- */
 
+/*
+ * A wake event is data from the peer, or a new peer; a peer that hangs up is
+ * not (the watcher closes it and waits for the next one).  The watcher owns
+ * peer_fd while it runs: the polling thread is stopped.
+ */
+static bool poller_peer_has_data(struct poller *p)
+{
+	char byte;
+	ssize_t n = recv(p->peer_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0)
+		return true;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return false;
+	close(p->peer_fd);
+	p->peer_fd = -1;
+	atomic_store(&p->peer_connected, false);
+	return false;
+}
+
 static void *poller_watch_main(void *arg)
 {
 	struct poller *p = arg;
-	struct pollfd fds[2] = {
-		{ .fd = p->watch_stop_efd, .events = POLLIN },
-		{ .fd = p->peer_fd >= 0 ? p->peer_fd : p->listen_fd, .events = POLLIN },
-	};
+	struct pollfd fds[2] = { { .fd = p->watch_stop_efd, .events = POLLIN } };
 	bool woke = false;
 
 	for (;;) {
+		fds[1] = (struct pollfd){ .fd = p->peer_fd >= 0 ? p->peer_fd : p->listen_fd,
+					  .events = POLLIN };
 		if (poll(fds, woke ? 1 : 2, -1) < 0 && errno != EINTR)
 			break;
 		if (fds[0].revents)
 			break;
-		if (!woke && fds[1].revents) {
-			/* A wake event: hold the device up until the data is in. */
-			woke = true;
-			atomic_fetch_add(&p->wakes, 1);
-			if (!atomic_exchange(&p->wake_ref, true))
-				vfpm_pm_get(vfpm_pci_pm(p->pdev));
-		}
+		if (woke || !fds[1].revents)
+			continue;
+		if (fds[1].fd == p->peer_fd && !poller_peer_has_data(p))
+			continue;
+		/* A wake event: hold the device up until the data is in. */
+		woke = true;
+		atomic_fetch_add(&p->wakes, 1);
+		if (!atomic_exchange(&p->wake_ref, true))
+			vfpm_pm_get(vfpm_pci_pm(p->pdev));
 	}
 	return NULL;
 }

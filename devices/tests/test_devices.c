@@ -252,6 +252,11 @@ static bool stats_peer_connected(const struct vfpm_poller_stats *st)
 	return st->peer;
 }
 
+static bool stats_peer_gone(const struct vfpm_poller_stats *st)
+{
+	return !st->peer;
+}
+
 static bool stats_rx_done_and_asleep(const struct vfpm_poller_stats *st)
 {
 	return st->rx_bytes == 7 && !st->polling;
@@ -445,6 +450,32 @@ static void test_poller_plain_entry_wakes_then_sleeps(void **state)
 	assert_string_equal(text, "queued");
 }
 
+/* A peer hanging up is no reason to wake; a new peer is. */
+static void test_poller_hangup_is_not_a_wake(void **state)
+{
+	struct poller_fixture *f = *state;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct vfpm_poller_stats st;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	assert_int_equal(enter_with_wakeup(f->inst, efd), 0);
+	assert_int_equal(vfpm_pm_wait_status(f->pm, VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	close(f->peer);
+	assert_true(wait_stats(f, stats_peer_gone));
+	vfpm_poller_get_stats(f->pdev, &st);
+	assert_int_equal(st.wakes, 0);
+	assert_false(eventfd_wait(efd, 100));
+	assert_int_equal(vfpm_pm_status(f->pm), VFPM_PM_SUSPENDED);
+
+	f->peer = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(addr.sun_path, f->backend);
+	assert_int_equal(connect(f->peer, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_true(eventfd_wait(efd, WAIT_MS));
+	assert_int_equal(eventfd_count(efd), 1);
+	assert_true(wait_stats(f, stats_peer_connected));
+	close(efd);
+}
+
 static void test_poller_rejects_bad_backend(void **state)
 {
 	struct vfpm_poller_opts opts = { .backend_path = "/nonexistent-dir/backend" };
@@ -469,6 +500,8 @@ int main(void)
 						poller_setup, poller_teardown),
 		cmocka_unit_test_setup_teardown(test_poller_plain_entry_wakes_then_sleeps,
 						poller_setup, poller_teardown),
+		cmocka_unit_test_setup_teardown(test_poller_hangup_is_not_a_wake, poller_setup,
+						poller_teardown),
 		cmocka_unit_test(test_poller_rejects_bad_backend),
 	};
 
