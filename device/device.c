@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -96,9 +97,17 @@ int vfpm_eventfd_get(const struct vfpm_fds *fds, int32_t number)
 
 int vfpm_eventfd_signal(int efd)
 {
+	struct pollfd pfd = { .fd = efd, .events = POLLOUT };
 	uint64_t one = 1;
 	ssize_t n;
 
+	/*
+	 * Never block, as the kernel's eventfd_signal never does: the fd may be
+	 * the user's blocking eventfd (we share its file description, so cannot
+	 * make it non-blocking), and a full counter must not hang the device.
+	 */
+	if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))
+		return -EAGAIN;
 	do {
 		n = write(efd, &one, sizeof(one));
 	} while (n < 0 && errno == EINTR);

@@ -127,11 +127,18 @@ static void pci_close_device(struct vfpm_device *vdev)
 	struct vfpm_pci_dev *pdev = to_pci(vdev);
 	struct vfpm_pm_dev *pm = vfpm_pci_pm(pdev);
 
+	bool awake;
+
 	/* Low power is dropped without signalling, then the device is woken to be torn down. */
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_runtime_pm_exit_locked(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
-	vfpm_pm_resume(pm);
+	/*
+	 * A device that cannot be resumed (a sticky runtime error) is torn down
+	 * without touching it: the model's reset would be an access while
+	 * suspended.
+	 */
+	awake = vfpm_pm_resume(pm) >= 0;
 
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_set_d0_preserving(pdev);
@@ -142,7 +149,7 @@ static void pci_close_device(struct vfpm_device *vdev)
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_reset_function_locked(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
-	if (pdev->ops.reset)
+	if (awake && pdev->ops.reset)
 		pdev->ops.reset(pdev);
 	vfpm_pm_put(pm);
 }

@@ -73,7 +73,10 @@ int vfpm_fds_lookup(const struct vfpm_fds *fds, int32_t number);
  * number names no open fd, -EINVAL when the fd is not an eventfd.
  */
 int vfpm_eventfd_get(const struct vfpm_fds *fds, int32_t number);
-/* Add 1 to an eventfd's counter (the kernel's eventfd_signal). */
+/*
+ * Add 1 to an eventfd's counter (the kernel's eventfd_signal): never blocks;
+ * -EAGAIN when the counter is full and the signal was dropped.
+ */
 int vfpm_eventfd_signal(int efd);
 
 /* File descriptors a reply carries back (e.g. a region's memfd). */

@@ -66,7 +66,7 @@ static void check(int err, const char *what)
 static double server_cpu_s(pid_t pid)
 {
 	char path[64], buf[1024], *p;
-	unsigned long utime, stime;
+	unsigned long utime = 0, stime = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -196,7 +196,7 @@ static void act_polling_device(const char *sock, const char *backend, pid_t serv
 	char got[64] = { 0 };
 	int peer, efd;
 	double sent;
-	uint64_t count;
+	uint64_t count = 0;
 	struct pollfd pfd;
 
 	say("act 1: the polling device (%s)", sock);
