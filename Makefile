@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BUILD ?= build
 MESON_TEST := meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps build test sanitize tsan bench demo conformance clean
+.PHONY: all deps build test sanitize tsan bench demo conformance fuzz soak clean
 
 all: build
 
@@ -48,5 +48,15 @@ demo: build
 conformance: build
 	bash conformance/run.sh $(BUILD)
 
+# libFuzzer targets (clang), each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+# Many clients, valid and invalid requests, low-power transitions (not in CI).
+SOAK_SECONDS ?= 600
+soak: build
+	bash soak/run.sh $(BUILD) $(SOAK_SECONDS)
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

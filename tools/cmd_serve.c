@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <vfpm/transport.h>
 
 #define SERVE_MAX_DEVICES 16
+#define SERVE_MAX_UIDS 32
 
 static const char serve_usage[] =
 	"Usage: vfpm serve [--device KIND [--socket PATH] [--backend PATH]]... [OPTIONS]\n"
@@ -25,6 +27,9 @@ static const char serve_usage[] =
 	"  --backend PATH     poller: the UNIX socket the device listens on for its\n"
 	"                     backend traffic (default: SOCKET.backend)\n"
 	"  --mode OCTAL       permissions of the socket files (default: 0600)\n"
+	"  --allow-uid UID    serve only clients running as this uid (a number or a user\n"
+	"                     name; repeatable); others are disconnected before the\n"
+	"                     device is opened (default: anyone who can open the socket)\n"
 	"  --ready-file PATH  write the word 'ready' there once every socket listens\n"
 	"  -h, --help         this text\n"
 	"\n"
@@ -40,8 +45,28 @@ struct serve_device {
 	struct vfpm_server *srv;
 };
 
+/* A uid from a number or a user name: 0, or -1 when it is neither. */
+static int serve_parse_uid(const char *val, uid_t *uid)
+{
+	struct passwd *pw;
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(val, &end, 10);
+	if (*val && !*end && !errno && n < (uid_t)-1) {
+		*uid = (uid_t)n;
+		return 0;
+	}
+	pw = getpwnam(val);
+	if (!pw)
+		return -1;
+	*uid = pw->pw_uid;
+	return 0;
+}
+
 static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigned int *ndev,
-		       struct vfpm_server_opts *opts, const char **ready_file)
+		       struct vfpm_server_opts *opts, uid_t *uids, const char **ready_file)
 {
 	struct serve_device *cur = NULL;
 
@@ -51,7 +76,7 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (strcmp(opt, "--device") && strcmp(opt, "--socket") && strcmp(opt, "--backend") &&
-		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file"))
+		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file") && strcmp(opt, "--allow-uid"))
 			return cli_usage_error("serve", "unknown option '%s'", opt);
 		if (!val)
 			return cli_usage_error("serve", "%s needs a value", opt);
@@ -71,6 +96,14 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 			if (*end || mode > 0777)
 				return cli_usage_error("serve", "--mode wants an octal mode like 0600, not '%s'", val);
 			opts->socket_mode = (mode_t)mode;
+		} else if (!strcmp(opt, "--allow-uid")) {
+			if (opts->n_allowed_uids == SERVE_MAX_UIDS)
+				return cli_usage_error("serve", "at most %d --allow-uid", SERVE_MAX_UIDS);
+			if (serve_parse_uid(val, &uids[opts->n_allowed_uids]))
+				return cli_usage_error("serve", "--allow-uid wants a uid or a user name, "
+						       "not '%s'", val);
+			opts->allowed_uids = uids;
+			opts->n_allowed_uids++;
 		} else if (!strcmp(opt, "--ready-file")) {
 			*ready_file = val;
 		} else {
@@ -165,6 +198,7 @@ int cmd_serve(int argc, char **argv)
 {
 	struct serve_device devs[SERVE_MAX_DEVICES] = { 0 };
 	struct vfpm_server_opts opts = { .socket_mode = 0600 };
+	uid_t uids[SERVE_MAX_UIDS];
 	const char *ready_file = NULL;
 	unsigned int ndev = 0, started = 0;
 	sigset_t stop_signals;
@@ -174,7 +208,7 @@ int cmd_serve(int argc, char **argv)
 		fputs(serve_usage, stdout);
 		return 0;
 	}
-	status = serve_parse(argc, argv, devs, &ndev, &opts, &ready_file);
+	status = serve_parse(argc, argv, devs, &ndev, &opts, uids, &ready_file);
 	if (status)
 		return status;
 	activated = serve_activation_fds();

@@ -5,7 +5,9 @@
  *
  * Threads: vfpm_server_run accepts on the caller's thread and reaps finished
  * connections; each connection thread opens the device instance, serves its
- * messages in order and tears down.  A connection thread never takes
+ * messages in order and tears down.  vfpm_server_serve_fd runs the same
+ * connection loop on its caller's thread, which then unlinks and frees the
+ * connection itself.  A connection thread never takes
  * srv->lock while calling into the device, so a blocked request cannot hold
  * up accepting, reaping or other connections.
  */
@@ -212,9 +214,9 @@ static void conn_teardown(struct vfpm_server_conn *conn)
 	eventfd_write(srv->wake_fd, 1);
 }
 
-static void *conn_thread(void *arg)
+/* Serve the connection until it ends, then tear it down. */
+static void conn_serve(struct vfpm_server_conn *conn)
 {
-	struct vfpm_server_conn *conn = arg;
 	struct vfpm_server *srv = conn->srv;
 
 	while (serve_one(conn) == 0)
@@ -222,6 +224,11 @@ static void *conn_thread(void *arg)
 	if (conn->inst && srv->opts.on_disconnect)
 		srv->opts.on_disconnect(conn, srv->opts.opaque);
 	conn_teardown(conn);
+}
+
+static void *conn_thread(void *arg)
+{
+	conn_serve(arg);
 	return NULL;
 }
 
@@ -251,6 +258,44 @@ static void conn_free(struct vfpm_server_conn *conn)
 	free(conn);
 }
 
+/* A connection around sock, not linked yet; NULL when out of memory. */
+static struct vfpm_server_conn *conn_new(struct vfpm_server *srv, int sock)
+{
+	struct vfpm_server_conn *conn = calloc(1, sizeof(*conn));
+
+	if (!conn || srv_dma_init(&conn->dma, srv->caps.max_dma_maps)) {
+		free(conn);
+		return NULL;
+	}
+	conn->srv = srv;
+	conn->sock = sock;
+	conn->dma_sock = -1;
+	pthread_mutex_init(&conn->dma_sock_lock, NULL);
+	vfpm_caps_defaults(&conn->peer);
+	return conn;
+}
+
+/*
+ * opts.allowed_uids: is the process at the other end of sock one of them?
+ * The credentials are the ones the peer had when it connected (or created
+ * the socket pair), as SO_PEERCRED reports them.
+ */
+static bool peer_allowed(const struct vfpm_server *srv, int sock)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (!srv->opts.n_allowed_uids)
+		return true;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
+		return false;
+	for (unsigned int i = 0; i < srv->opts.n_allowed_uids; i++) {
+		if (srv->opts.allowed_uids[i] == cred.uid)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Accept one connection.  false when accepting should pause: out of fds or
  * memory, the pending connection stays queued until a connection finishes
@@ -263,17 +308,16 @@ static bool accept_one(struct vfpm_server *srv)
 
 	if (sock < 0)
 		return !(errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM);
-	conn = calloc(1, sizeof(*conn));
-	if (!conn || srv_dma_init(&conn->dma, srv->caps.max_dma_maps)) {
-		free(conn);
+	if (!peer_allowed(srv, sock)) {
+		/* Refused before anything is read or opened: the client sees the close. */
+		close(sock);
+		return true;
+	}
+	conn = conn_new(srv, sock);
+	if (!conn) {
 		close(sock);
 		return false;
 	}
-	conn->srv = srv;
-	conn->sock = sock;
-	conn->dma_sock = -1;
-	pthread_mutex_init(&conn->dma_sock_lock, NULL);
-	vfpm_caps_defaults(&conn->peer);
 
 	pthread_mutex_lock(&srv->lock);
 	if (srv->stopping || pthread_create(&conn->thread, NULL, conn_thread, conn)) {
@@ -298,7 +342,7 @@ static void reap(struct vfpm_server *srv, bool all)
 
 		pthread_mutex_lock(&srv->lock);
 		for (pp = &srv->conns; *pp; pp = &(*pp)->next) {
-			if (all || (*pp)->finished) {
+			if (!(*pp)->on_caller && (all || (*pp)->finished)) {
 				conn = *pp;
 				*pp = conn->next;
 				break;
@@ -320,6 +364,8 @@ int vfpm_server_run(struct vfpm_server *srv)
 	};
 	bool paused = false;
 
+	if (srv->listen_fd < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&srv->lock);
 	if (srv->running) {
 		pthread_mutex_unlock(&srv->lock);
@@ -370,6 +416,8 @@ int vfpm_server_start(struct vfpm_server *srv)
 {
 	int err;
 
+	if (srv->listen_fd < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&srv->lock);
 	if (srv->started || srv->running || srv->stopping) {
 		pthread_mutex_unlock(&srv->lock);
@@ -404,9 +452,67 @@ void vfpm_server_stop(struct vfpm_server *srv)
 		while (srv->running)
 			pthread_cond_wait(&srv->cond, &srv->lock);
 	}
+	/* Connections served by vfpm_server_serve_fd end on their callers' threads. */
+	while (srv->on_caller)
+		pthread_cond_wait(&srv->cond, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
 	if (join)
 		pthread_join(srv->run_thread, NULL);
+}
+
+int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
+{
+	struct vfpm_server_conn *conn, **pp;
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+		int err = -errno;
+
+		close(sock);
+		return err;
+	}
+	if (type != SOCK_STREAM) {
+		close(sock);
+		return -EINVAL;
+	}
+	if (!peer_allowed(srv, sock)) {
+		close(sock);
+		return -EACCES;
+	}
+	fcntl(sock, F_SETFD, FD_CLOEXEC);
+	conn = conn_new(srv, sock);
+	if (!conn) {
+		close(sock);
+		return -ENOMEM;
+	}
+	conn->on_caller = true;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping) {
+		pthread_mutex_unlock(&srv->lock);
+		close(sock);
+		conn_free(conn);
+		return -ESHUTDOWN;
+	}
+	conn->next = srv->conns;
+	srv->conns = conn;
+	srv->live++;
+	srv->on_caller++;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+
+	conn_serve(conn);
+
+	pthread_mutex_lock(&srv->lock);
+	for (pp = &srv->conns; *pp != conn; pp = &(*pp)->next)
+		;
+	*pp = conn->next;
+	srv->on_caller--;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	conn_free(conn);
+	return 0;
 }
 
 /* ---- creation ---- */
@@ -477,6 +583,18 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 		return -ENOMEM;
 	if (opts)
 		srv->opts = *opts;
+	srv->opts.allowed_uids = NULL;
+	if (srv->opts.n_allowed_uids) {
+		uid_t *uids = opts->allowed_uids ?
+			      calloc(srv->opts.n_allowed_uids, sizeof(*uids)) : NULL;
+
+		if (!uids) {
+			free(srv);
+			return opts->allowed_uids ? -ENOMEM : -EINVAL;
+		}
+		memcpy(uids, opts->allowed_uids, srv->opts.n_allowed_uids * sizeof(*uids));
+		srv->opts.allowed_uids = uids;
+	}
 	if (!srv->opts.socket_mode)
 		srv->opts.socket_mode = 0600;
 	srv->dev = dev;
@@ -497,6 +615,7 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 	if (srv->wake_fd < 0) {
 		int err = -errno;
 
+		free((void *)srv->opts.allowed_uids);
 		free(srv);
 		return err;
 	}
@@ -512,6 +631,7 @@ static void server_free(struct vfpm_server *srv)
 	close(srv->wake_fd);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);
+	free((void *)srv->opts.allowed_uids);
 	free(srv->path);
 	free(srv);
 }
@@ -552,6 +672,8 @@ int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 
 	if (!dev || !out)
 		return -EINVAL;
+	if (listen_fd == -1)	/* connections come only through vfpm_server_serve_fd */
+		return server_alloc(dev, opts, out);
 	if (getsockopt(listen_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
 		return -errno;
 	len = sizeof(listening);
@@ -573,7 +695,8 @@ void vfpm_server_destroy(struct vfpm_server *srv)
 	if (!srv)
 		return;
 	vfpm_server_stop(srv);
-	close(srv->listen_fd);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
 	if (srv->path)
 		unlink(srv->path);
 	server_free(srv);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int srv_dma_init(struct dma_table *t, uint32_t max)
@@ -92,6 +93,25 @@ static int table_insert(struct dma_table *t, const struct dma_region *reg)
 	return 0;
 }
 
+/*
+ * Does [offset, offset + size) lie within the file?  A window reaching past
+ * the end of the file would be mapped all the same, and the first model
+ * access beyond it would kill the server with SIGBUS.  Only regular files
+ * (memfds included) have a size to check.  A client that shrinks the file
+ * after the map can still cause that fault, as with any server that maps
+ * client memory; a client that cares seals its memfd (F_SEAL_SHRINK).
+ */
+static bool window_fits_file(int fd, uint64_t offset, uint64_t size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	if (!S_ISREG(st.st_mode))
+		return true;
+	return offset <= (uint64_t)st.st_size && size <= (uint64_t)st.st_size - offset;
+}
+
 int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 {
 	const uint32_t known = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE;
@@ -110,6 +130,8 @@ int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 	if (!req.size || req.addr + req.size < req.addr || (req.addr | req.size) & (pg - 1))
 		return -EINVAL;
 	if (m->nfds && (req.offset & (pg - 1)))
+		return -EINVAL;
+	if (m->nfds && !window_fits_file(m->fds[0], req.offset, req.size))
 		return -EINVAL;
 	if (req.flags & VFIO_USER_DMA_F_READ)
 		prot |= PROT_READ;

@@ -67,6 +67,12 @@ struct vfpm_server_conn {
 	pthread_mutex_t dma_sock_lock;
 	uint16_t dma_msg_id;
 
+	/*
+	 * Served on the caller's thread by vfpm_server_serve_fd (immutable):
+	 * its thread is not ours to join, and that caller unlinks and frees it.
+	 */
+	bool on_caller;
+
 	/* Protected by srv->lock (and written only by the connection thread). */
 	int sock;			/* -1 once closed */
 	bool finished;			/* torn down: the thread only has to be joined */
@@ -78,7 +84,7 @@ struct vfpm_server {
 	char *path;			/* immutable */
 	int listen_fd;			/* immutable */
 	int wake_fd;			/* eventfd: stop requested or a connection finished */
-	struct vfpm_server_opts opts;	/* immutable */
+	struct vfpm_server_opts opts;	/* immutable; allowed_uids points to our own copy */
 	struct vfpm_caps caps;		/* immutable: what the server states */
 	size_t max_msg_size;		/* immutable */
 
@@ -87,6 +93,7 @@ struct vfpm_server {
 	pthread_cond_t cond;
 	struct vfpm_server_conn *conns;
 	unsigned int live;		/* conns not finished */
+	unsigned int on_caller;		/* vfpm_server_serve_fd calls not returned yet */
 	bool stopping;
 	bool running;			/* inside vfpm_server_run */
 	bool started;			/* run_thread exists */

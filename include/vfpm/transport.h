@@ -44,6 +44,16 @@ struct vfpm_server_opts {
 	uint32_t max_data_xfer_size;	/* default 1 MiB */
 	uint32_t max_dma_maps;		/* default 65535 */
 	/*
+	 * Who may connect, beyond the socket file's permissions: when
+	 * n_allowed_uids is not 0, only a peer whose uid (SO_PEERCRED, as it
+	 * was when it connected) is one of allowed_uids[0 .. n_allowed_uids)
+	 * is served; root is not special.  Anyone else is closed at once,
+	 * before a byte is read and without opening the device.  0: anyone
+	 * who can open the socket.  The server keeps its own copy.
+	 */
+	const uid_t *allowed_uids;
+	unsigned int n_allowed_uids;
+	/*
 	 * Called on the connection's thread once its instance is open, and
 	 * when it goes away (before its DMA mappings are unmapped and its
 	 * instance closed).  After on_disconnect returns the conn must not be
@@ -66,7 +76,9 @@ int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
  * The same around a listening AF_UNIX stream socket the caller already has
  * (systemd socket activation).  The server owns it from then on and closes
  * it; it does not know or remove any socket file.  -EINVAL when the fd is not
- * a listening stream socket.
+ * a listening stream socket.  listen_fd -1 makes a server without one, which
+ * serves only the connections given to vfpm_server_serve_fd (run and start
+ * then return -EINVAL).
  */
 int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 			  const struct vfpm_server_opts *opts, struct vfpm_server **out);
@@ -75,10 +87,25 @@ int vfpm_server_run(struct vfpm_server *srv);
 /* vfpm_server_run on a thread of its own. */
 int vfpm_server_start(struct vfpm_server *srv);
 /*
+ * Serve one already-connected AF_UNIX stream socket (an inetd-style
+ * connection, one end of a socketpair) on the calling thread until the
+ * client goes away or vfpm_server_stop, exactly as an accepted connection
+ * is served: one open instance, the same limits and allowed_uids.  The
+ * server owns sock from the call on and closes it, whatever the outcome.
+ * Any number of threads may do this at once, with or without
+ * vfpm_server_run.  0 once the connection is torn down; -EACCES when the
+ * peer's uid is not allowed, -ESHUTDOWN when the server is stopping,
+ * -EINVAL / -ENOTSOCK when sock is not a stream socket, -ENOMEM (nothing
+ * is served then).
+ * Not from a server or device callback.
+ */
+int vfpm_server_serve_fd(struct vfpm_server *srv, int sock);
+/*
  * Stop accepting, disconnect every client (their sockets are shut down) and
- * wait until every connection is torn down and vfpm_server_run has returned,
- * on whichever thread runs it.  A request in flight completes first.  Not
- * from a server callback or a device callback running a request.
+ * wait until every connection is torn down, vfpm_server_run has returned
+ * (on whichever thread runs it) and so has every vfpm_server_serve_fd.  A
+ * request in flight completes first.  Not from a server callback or a device
+ * callback running a request.
  */
 void vfpm_server_stop(struct vfpm_server *srv);
 /* Stop if needed, remove the socket file and free.  The device is not touched. */

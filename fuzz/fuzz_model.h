@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fuzz targets' PCI device model: every capability the PCI core has
+ * (PM, MSI, MSI-X, PCIe with FLR), INTx, a mappable BAR0 (16 KiB), a
+ * trapped BAR2 (4 KiB register file, plain memory) and a mappable BAR4 with
+ * the MSI-X table.  A write to BAR2's FM_REG_DMA does DMA through the
+ * connection set with fuzz_model_set_conn: FM_REG_DMA_ADDR (64-bit) is the
+ * address, the value written the length (low 12 bits) and direction (bit 31:
+ * to the client), the register file from offset 0 the buffer.  A trapped access while the device is not ACTIVE is the
+ * bug the runtime PM core exists to prevent: the model aborts on it, so the
+ * fuzzer reports it as a crash.
+ */
+#ifndef VFPM_FUZZ_MODEL_H
+#define VFPM_FUZZ_MODEL_H
+
+#include <vfpm/pci.h>
+#include <vfpm/transport.h>
+
+#define FM_REG_DMA_ADDR 0xff0
+#define FM_REG_DMA 0xff8
+
+int fuzz_model_create(struct vfpm_pci_dev **out);
+void fuzz_model_destroy(struct vfpm_pci_dev *pdev);
+/* Server callbacks (opaque: the pdev): the connection DMA goes through. */
+void fuzz_model_on_connect(struct vfpm_server_conn *conn, void *opaque);
+void fuzz_model_on_disconnect(struct vfpm_server_conn *conn, void *opaque);
+/*
+ * Wait until the device is idle again after its last close (suspended:
+ * nothing holds it).  Aborts when it does not get there: a usage
+ * reference leaked.
+ */
+void fuzz_model_wait_idle(struct vfpm_pci_dev *pdev);
+
+#endif /* VFPM_FUZZ_MODEL_H */

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by the fuzz targets. */
+#ifndef VFPM_FUZZ_UTIL_H
+#define VFPM_FUZZ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read sock until EOF, closing every fd that arrives (SCM_RIGHTS). */
+void fuzz_drain(int sock);
+/*
+ * Abort when the lowest free fd number has grown well past the first one
+ * seen (*baseline, -1 at first): an fd leaks with every input.
+ */
+void fuzz_check_fds(int *baseline);
+
+/* Consume bytes from an input, zero once it is used up. */
+struct fuzz_in {
+	const uint8_t *p;
+	size_t left;
+};
+uint8_t fuzz_u8(struct fuzz_in *in);
+uint16_t fuzz_u16(struct fuzz_in *in);
+uint32_t fuzz_u32(struct fuzz_in *in);
+/* Up to len bytes into buf (the rest zero); returns how many came from the input. */
+size_t fuzz_bytes(struct fuzz_in *in, void *buf, size_t len);
+
+#endif /* VFPM_FUZZ_UTIL_H */

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Writes the fuzz targets' seed corpora: valid sessions, built from the
+ * wire structs, in the input formats the targets describe.
+ *   gen_seeds DIR  writes DIR/server, DIR/feature and DIR/config
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+
+#include "wire.h"
+
+/* Fd bits of a msg_id in fuzz_server's input format. */
+#define FDS(n) ((uint16_t)((n) << 12))
+#define MEMFD 0x4000
+
+struct seed {
+	uint8_t buf[16384];
+	size_t len;
+};
+
+static void put(struct seed *s, const void *p, size_t len)
+{
+	if (s->len + len > sizeof(s->buf)) {
+		fprintf(stderr, "gen_seeds: seed too large\n");
+		exit(1);
+	}
+	memcpy(s->buf + s->len, p, len);
+	s->len += len;
+}
+
+static void msg(struct seed *s, uint16_t id, uint16_t cmd, uint32_t flags, const void *p,
+		size_t len)
+{
+	struct vfio_user_header h = {
+		.msg_id = id, .command = cmd, .msg_size = (uint32_t)(16 + len), .flags = flags,
+	};
+
+	put(s, &h, sizeof(h));
+	if (len)
+		put(s, p, len);
+}
+
+static void save(const char *dir, const char *name, const struct seed *s)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(s->buf, 1, s->len, f) != s->len || fclose(f)) {
+		fprintf(stderr, "gen_seeds: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+}
+
+static void version(struct seed *s, const char *json)
+{
+	uint8_t buf[512];
+	struct vfio_user_version v = { .major = VFIO_USER_MAJOR, .minor = VFIO_USER_MINOR };
+	size_t jl = strlen(json) + 1;
+
+	memcpy(buf, &v, sizeof(v));
+	memcpy(buf + sizeof(v), json, jl);
+	msg(s, 1, VFIO_USER_VERSION, 0, buf, sizeof(v) + jl);
+}
+
+static void region_read(struct seed *s, uint16_t id, uint32_t region, uint64_t off, uint32_t count)
+{
+	struct vfio_user_region_access a = { .offset = off, .region = region, .count = count };
+
+	msg(s, id, VFIO_USER_REGION_READ, 0, &a, sizeof(a));
+}
+
+static void region_write(struct seed *s, uint16_t id, uint32_t region, uint64_t off,
+			 const void *data, uint32_t count)
+{
+	uint8_t buf[64];
+	struct vfio_user_region_access a = { .offset = off, .region = region, .count = count };
+
+	memcpy(buf, &a, sizeof(a));
+	memcpy(buf + sizeof(a), data, count);
+	msg(s, id, VFIO_USER_REGION_WRITE, 0, buf, sizeof(a) + count);
+}
+
+static void feature(struct seed *s, uint16_t id, uint32_t flags, const void *data, size_t len)
+{
+	uint8_t buf[64];
+	struct vfio_user_device_feature f = { .argsz = (uint32_t)(8 + len), .flags = flags };
+
+	memcpy(buf, &f, sizeof(f));
+	if (len)
+		memcpy(buf + sizeof(f), data, len);
+	msg(s, id, VFIO_USER_DEVICE_FEATURE, 0, buf, sizeof(f) + len);
+}
+
+static void server_seeds(const char *dir)
+{
+	static const char caps[] = "{\"capabilities\":{\"max_msg_fds\":8,\"pgsizes\":4096,"
+				   "\"write_multiple\":true,\"twin_socket\":{\"supported\":true}}}";
+	const uint16_t mem = PCI_COMMAND_MEMORY;
+	const uint32_t v = 0x12345678;
+	struct seed s = { .len = 0 };
+
+	/* Every info command, config and BAR accesses, write multi, reset. */
+	version(&s, caps);
+	struct vfio_user_device_info di = { .argsz = sizeof(di) };
+	msg(&s, 2, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di));
+	for (uint32_t i = 0; i < VFIO_PCI_NUM_REGIONS; i++) {
+		struct vfio_user_region_info ri = { .argsz = 256, .index = i };
+
+		msg(&s, (uint16_t)(3 + i), VFIO_USER_DEVICE_GET_REGION_INFO, 0, &ri, sizeof(ri));
+	}
+	for (uint32_t i = 0; i < VFIO_PCI_NUM_IRQS; i++) {
+		struct vfio_user_irq_info ii = { .argsz = sizeof(ii), .index = i };
+
+		msg(&s, (uint16_t)(20 + i), VFIO_USER_DEVICE_GET_IRQ_INFO, 0, &ii, sizeof(ii));
+	}
+	region_read(&s, 30, VFIO_PCI_CONFIG_REGION_INDEX, 0, 256);
+	region_write(&s, 31, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &mem, 2);
+	region_write(&s, 32, VFIO_PCI_BAR2_REGION_INDEX, 0, &v, 4);
+	region_read(&s, 33, VFIO_PCI_BAR2_REGION_INDEX, 0, 16);
+	region_read(&s, 34, VFIO_PCI_BAR0_REGION_INDEX, 0, 64);
+	struct {
+		struct vfio_user_write_multi_hdr h;
+		struct vfio_user_write_multi_entry e[2];
+	} wm = { .h = { .wr_cnt = 2 }, .e = {
+		{ .offset = 8, .region = VFIO_PCI_BAR2_REGION_INDEX, .count = 4, .data = { 1 } },
+		{ .offset = 0x40, .region = VFIO_PCI_CONFIG_REGION_INDEX, .count = 1 } } };
+	msg(&s, 35, VFIO_USER_REGION_WRITE_MULTI, 0, &wm, sizeof(wm));
+	msg(&s, 36, VFIO_USER_DEVICE_RESET, 0, NULL, 0);
+	msg(&s, 37, VFPM_USER_POWER_STATUS, 0, NULL, 0);
+	save(dir, "info-and-access", &s);
+
+	/* Low power: probe, entry, a waking access, exit; then with wakeup. */
+	s.len = 0;
+	version(&s, caps);
+	feature(&s, 2, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
+		       VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, NULL, 0);
+	feature(&s, 3, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, NULL, 0);
+	msg(&s, 4, VFPM_USER_POWER_STATUS, 0, NULL, 0);
+	region_read(&s, 5, VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
+	feature(&s, 6, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, NULL, 0);
+	struct vfio_user_low_power_entry_with_wakeup w = { .wakeup_eventfd = 0 };
+	feature(&s, 7 | FDS(1), VFIO_DEVICE_FEATURE_SET |
+		VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, &w, sizeof(w));
+	region_read(&s, 8, VFIO_PCI_BAR2_REGION_INDEX, 0, 4);
+	feature(&s, 9, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, NULL, 0);
+	feature(&s, 10 | FDS(1), VFIO_DEVICE_FEATURE_SET |
+		VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, &w, sizeof(w));
+	save(dir, "low-power", &s);
+
+	/* Interrupts: MSI-X eventfds, trigger, bool, de-assign; INTx mask. */
+	s.len = 0;
+	version(&s, caps);
+	struct vfio_user_irq_set set = {
+		.argsz = sizeof(set), .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = VFIO_PCI_MSIX_IRQ_INDEX, .start = 0, .count = 2,
+	};
+	msg(&s, 2 | FDS(2), VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set.count = 1;
+	msg(&s, 3, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	uint8_t sb[sizeof(set) + 2];
+	set.flags = VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set.count = 2;
+	memcpy(sb, &set, sizeof(set));
+	sb[sizeof(set)] = 1;
+	sb[sizeof(set) + 1] = 0;
+	msg(&s, 4, VFIO_USER_DEVICE_SET_IRQS, 0, sb, sizeof(sb));
+	set = (struct vfio_user_irq_set){
+		.argsz = sizeof(set), .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = VFIO_PCI_INTX_IRQ_INDEX, .count = 1,
+	};
+	msg(&s, 5 | FDS(1), VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK;
+	msg(&s, 6, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	set.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set.index = VFIO_PCI_MSIX_IRQ_INDEX;
+	set.count = 2;
+	msg(&s, 7, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	save(dir, "irqs", &s);
+
+	/* DMA: map with a memfd and without, unmap, a no-reply command. */
+	s.len = 0;
+	version(&s, caps);
+	struct vfio_user_dma_map map = {
+		.argsz = sizeof(map), .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+		.offset = 0, .addr = 0x100000, .size = 0x10000,
+	};
+	msg(&s, 2 | FDS(1) | MEMFD, VFIO_USER_DMA_MAP, 0, &map, sizeof(map));
+	map.addr = 0x200000;
+	msg(&s, 3, VFIO_USER_DMA_MAP, 0, &map, sizeof(map));
+	struct vfio_user_dma_unmap um = { .argsz = sizeof(um), .addr = 0x100000, .size = 0x10000 };
+	msg(&s, 4, VFIO_USER_DMA_UNMAP, 0, &um, sizeof(um));
+	msg(&s, 5, VFIO_USER_DEVICE_RESET, VFIO_USER_F_NO_REPLY, NULL, 0);
+	save(dir, "dma", &s);
+
+	/* The model's DMA (fuzz_model.h): through a memfd window, then a window without fd. */
+	s.len = 0;
+	version(&s, caps);
+	map.addr = 0x100000;
+	msg(&s, 2 | FDS(1) | MEMFD, VFIO_USER_DMA_MAP, 0, &map, sizeof(map));
+	map.addr = 0x200000;
+	msg(&s, 3, VFIO_USER_DMA_MAP, 0, &map, sizeof(map));
+	region_write(&s, 4, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &mem, 2);
+	const uint64_t dma_addr = 0x100ff0;
+	region_write(&s, 5, VFIO_PCI_BAR2_REGION_INDEX, 0xff0, &dma_addr, 8);
+	const uint32_t dma_read = 16, dma_write = 0x80000000u | 16;
+	region_write(&s, 6, VFIO_PCI_BAR2_REGION_INDEX, 0xff8, &dma_read, 4);
+	region_write(&s, 7, VFIO_PCI_BAR2_REGION_INDEX, 0xff8, &dma_write, 4);
+	const uint64_t dma_addr2 = 0x200000;
+	region_write(&s, 8, VFIO_PCI_BAR2_REGION_INDEX, 0xff0, &dma_addr2, 8);
+	region_write(&s, 9, VFIO_PCI_BAR2_REGION_INDEX, 0xff8, &dma_read, 4);
+	save(dir, "model-dma", &s);
+
+	/* A version without JSON, then a bare header. */
+	s.len = 0;
+	struct vfio_user_version bare = { .major = 0, .minor = 0 };
+	msg(&s, 1, VFIO_USER_VERSION, 0, &bare, sizeof(bare));
+	msg(&s, 2, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di));
+	save(dir, "bare-version", &s);
+}
+
+/* fuzz_feature's format: u8 op, u8 fd spec, u16 in_len, u16 cap, arg. */
+static void fop(struct seed *s, uint8_t op, uint8_t spec, const void *arg, uint16_t len,
+		uint16_t cap)
+{
+	put(s, &op, 1);
+	put(s, &spec, 1);
+	put(s, &len, 2);
+	put(s, &cap, 2);
+	if (len)
+		put(s, arg, len);
+}
+
+static void ffeature(struct seed *s, uint8_t spec, uint32_t flags, const void *data, size_t len)
+{
+	uint8_t buf[64];
+	struct vfio_device_feature f = { .argsz = (uint32_t)(sizeof(f) + len), .flags = flags };
+
+	memcpy(buf, &f, sizeof(f));
+	memset(buf + sizeof(f), 0, len);
+	if (data)
+		memcpy(buf + sizeof(f), data, len);
+	fop(s, 0, spec, buf, (uint16_t)(sizeof(f) + len), (uint16_t)(sizeof(f) + len));
+}
+
+static void feature_seeds(const char *dir)
+{
+	/* Op numbers: 0-3 FEATURE, 4 SET_IRQS, 5 REGION_INFO, 6 IRQ_INFO, 7 INFO, 8 RESET, 9 wait. */
+	struct vfio_device_low_power_entry_with_wakeup w = { .wakeup_eventfd = 0 };
+	struct seed s = { .len = 0 };
+
+	ffeature(&s, 0, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
+		 VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, NULL, 0);
+	ffeature(&s, 0, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, NULL, 0);
+	fop(&s, 9, 0, NULL, 0, 0);
+	ffeature(&s, 0, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, NULL, 0);
+	save(dir, "entry-exit", &s);
+
+	s.len = 0;
+	ffeature(&s, 1, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+		 &w, sizeof(w));
+	fop(&s, 9, 0, NULL, 0, 0);
+	struct vfio_device_info di = { .argsz = sizeof(di) };
+	fop(&s, 7, 0, &di, sizeof(di), sizeof(di));
+	ffeature(&s, 1, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+		 &w, sizeof(w));
+	w.wakeup_eventfd = 1;
+	ffeature(&s, 2 | (2 << 4), VFIO_DEVICE_FEATURE_SET |
+		 VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, &w, sizeof(w));
+	save(dir, "wakeup", &s);
+
+	s.len = 0;
+	ffeature(&s, 0, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 8);
+	ffeature(&s, 0, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_GET |
+		 VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, NULL, 16);
+	struct vfio_irq_set set = {
+		.argsz = sizeof(set) + 8, .flags = VFIO_IRQ_SET_DATA_EVENTFD |
+		VFIO_IRQ_SET_ACTION_TRIGGER, .index = VFIO_PCI_MSIX_IRQ_INDEX, .count = 2,
+	};
+	const int32_t fdnums[2] = { 0, 1 };
+	uint8_t setbuf[sizeof(set) + sizeof(fdnums)];
+
+	memcpy(setbuf, &set, sizeof(set));
+	memcpy(setbuf + sizeof(set), fdnums, sizeof(fdnums));
+	fop(&s, 4, 2, setbuf, sizeof(setbuf), sizeof(setbuf));
+	struct vfio_region_info ri = { .argsz = 256, .index = VFIO_PCI_BAR4_REGION_INDEX };
+	fop(&s, 5, 0, &ri, sizeof(ri), 256);
+	struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = VFIO_PCI_MSI_IRQ_INDEX };
+	fop(&s, 6, 0, &ii, sizeof(ii), sizeof(ii));
+	fop(&s, 8, 0, NULL, 0, 0);
+	save(dir, "other-ioctls", &s);
+}
+
+/* fuzz_config's format: build bytes, then u8 op, u16 offset, u8 size, u32 value. */
+static void cop(struct seed *s, uint8_t op, uint16_t off, uint8_t size, uint32_t value)
+{
+	put(s, &op, 1);
+	put(s, &off, 2);
+	put(s, &size, 1);
+	put(s, &value, 4);
+}
+
+static void config_seeds(const char *dir)
+{
+	/* device id, revision, pin, caps (all but NoSoftReset), 6 BARs, msi, msix x3, pcie. */
+	static const uint8_t build[] = {
+		0xf1, 0x00, 1, 1, 0xfd,
+		1 | (2 << 2), 0, 1 | (2 << 2), 0, 2 | (3 << 2), 0,
+		2, 4, 0, 4, 5,
+	};
+	struct seed s = { .len = 0 };
+	/* sizes: index 0:1, 1:2, 2:4 */
+
+	put(&s, build, sizeof(build));
+	cop(&s, 0, PCI_COMMAND, 1, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cop(&s, 0, PCI_BASE_ADDRESS_0, 2, 0xffffffff);
+	cop(&s, 2, PCI_BASE_ADDRESS_0, 2, 0);
+	cop(&s, 0, PCI_BASE_ADDRESS_0, 2, 0xfe000000);
+	cop(&s, 0, PCI_STATUS, 1, 0xffff);
+	cop(&s, 3, 0x40, 3, 0xff);
+	cop(&s, 4, 0, 15, 0);
+	cop(&s, 10, 0, 0, 0);
+	cop(&s, 11, 0, 0, 0);
+	save(dir, "header", &s);
+
+	s.len = 0;
+	put(&s, build, sizeof(build));
+	/* The PM capability comes first, at 0x40: PMCSR D3hot and back. */
+	cop(&s, 0, 0x44, 1, 3);
+	cop(&s, 2, 0x44, 1, 0);
+	cop(&s, 0, 0x44, 1, 0x100);
+	cop(&s, 9, 0, 0, 0);
+	cop(&s, 0, 0x44, 1, 0x8100);
+	cop(&s, 8, 0, 0, 1);
+	cop(&s, 8, 0, 0, 0);
+	cop(&s, 7, 0, 0, 0);
+	save(dir, "power", &s);
+
+	s.len = 0;
+	put(&s, build, sizeof(build));
+	/* MSI at 0x48: control, address, data; MSI-X after it; PCIe FLR. */
+	cop(&s, 0, 0x4a, 1, 0x71);
+	cop(&s, 0, 0x4c, 2, 0xfee00000);
+	cop(&s, 0, 0x54, 1, 0x4041);
+	cop(&s, 10, 0, 0, 0);
+	cop(&s, 0, 0x5e, 1, 0xc000);
+	cop(&s, 0, 0x6c, 1, 0x8000);
+	cop(&s, 5, 0x06, 1, 0x10);
+	save(dir, "msi-msix-pcie", &s);
+}
+
+int main(int argc, char **argv)
+{
+	char path[512];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen_seeds DIR\n");
+		return 2;
+	}
+	const char *names[] = { "server", "feature", "config" };
+	for (unsigned int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", argv[1], names[i]);
+		mkdir(argv[1], 0755);
+		if (mkdir(path, 0755) && errno != EEXIST) {
+			perror(path);
+			return 1;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/server", argv[1]);
+	server_seeds(path);
+	snprintf(path, sizeof(path), "%s/feature", argv[1]);
+	feature_seeds(path);
+	snprintf(path, sizeof(path), "%s/config", argv[1]);
+	config_seeds(path);
+	return 0;
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ and run
+# each for SECONDS (default 60): first over its regression inputs
+# (fuzz/regressions/TARGET), then fuzzing from its seeds (generated from
+# valid messages by gen_seeds) and the corpus kept in build-fuzz/corpus.
+# Prints each target's execution count and crashes; exits non-zero when any
+# target crashed (the input is saved in build-fuzz/artifacts/).
+#
+#   bash fuzz/run.sh [SECONDS]        FUZZ_JOBS=N to build with N jobs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH=${1:-60}
+OUT=build-fuzz
+CC=${FUZZ_CC:-clang}
+TARGETS=(server feature config)
+
+if ! command -v "$CC" >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+	echo "fuzz: installing clang and libclang-rt-dev"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
+fi
+
+CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror
+	-Wno-unused-parameter -Iinclude -Itransport -Ipci -Ifuzz $(pkg-config --cflags json-c))
+SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
+LIBS=($(pkg-config --libs json-c) -lpthread)
+
+LIB_SRCS=(pm/*.c device/*.c pci/*.c devices/*.c
+	transport/tran_sock.c transport/negotiate.c transport/server.c
+	transport/server_cmds.c transport/server_dma.c
+	fuzz/fuzz_model.c fuzz/fuzz_util.c)
+
+mkdir -p "$OUT/obj" "$OUT/artifacts"
+echo "fuzz: building in $OUT/"
+objs=()
+cmds=()
+for src in "${LIB_SRCS[@]}"; do
+	obj="$OUT/obj/$(echo "${src%.c}" | tr / _).o"
+	objs+=("$obj")
+	if [[ ! -f $obj || $src -nt $obj || -n $(find include transport pci fuzz -name '*.h' -newer "$obj" -print -quit) ]]; then
+		cmds+=("$CC ${CFLAGS[*]} ${SAN[*]} -fsanitize=fuzzer-no-link -c $src -o $obj")
+	fi
+done
+if [[ ${#cmds[@]} -gt 0 ]]; then
+	printf '%s\n' "${cmds[@]}" | xargs -P "${FUZZ_JOBS:-$(nproc)}" -I{} sh -c '{}'
+fi
+for t in "${TARGETS[@]}"; do
+	"$CC" "${CFLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer "fuzz/fuzz_$t.c" "${objs[@]}" \
+		"${LIBS[@]}" -o "$OUT/fuzz_$t"
+done
+"$CC" "${CFLAGS[@]}" fuzz/gen_seeds.c -o "$OUT/gen_seeds"
+rm -rf "$OUT/seeds"
+"$OUT/gen_seeds" "$OUT/seeds"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
+failed=0
+summary=()
+for t in "${TARGETS[@]}"; do
+	exe="$OUT/fuzz_$t"
+	log="$OUT/fuzz_$t.log"
+	corpus="$OUT/corpus/$t"
+	mkdir -p "$corpus"
+	crashes=0
+	# Every input that ever crashed a target stays a regression input.
+	if compgen -G "fuzz/regressions/$t/*" >/dev/null; then
+		if ! "$exe" fuzz/regressions/"$t"/* >"$OUT/fuzz_$t.regressions.log" 2>&1; then
+			echo "fuzz: $t: a regression input crashes again (see $OUT/fuzz_$t.regressions.log)"
+			crashes=$((crashes + 1))
+		fi
+	fi
+	before=$(ls "$OUT/artifacts" | grep -c "^$t-" || true)
+	echo "fuzz: $t for ${SECONDS_EACH}s"
+	set +e
+	"$exe" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=20 \
+		-rss_limit_mb=2560 -max_len=16384 -artifact_prefix="$OUT/artifacts/$t-" \
+		"$corpus" "$OUT/seeds/$t" >"$log" 2>&1
+	rc=$?
+	set -e
+	after=$(ls "$OUT/artifacts" | grep -c "^$t-" || true)
+	crashes=$((crashes + after - before))
+	if [[ $rc -ne 0 && $after -eq $before ]]; then
+		crashes=$((crashes + 1))	# died without an artifact (e.g. a hang of the runner)
+	fi
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+	summary+=("$(printf '%-8s executions %10s  (%s/s)  coverage %5s  corpus %5s  crashes %d' \
+		"$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$(ls "$corpus" | wc -l)" "$crashes")")
+	if [[ $crashes -ne 0 ]]; then
+		failed=1
+		echo "fuzz: $t crashed; log: $log"
+		grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|fuzz_)' "$log" | head -5 || true
+		ls "$OUT/artifacts" | grep "^$t-" | sed "s|^|  artifact: $OUT/artifacts/|" || true
+	fi
+done
+echo "fuzz: results (${SECONDS_EACH}s each)"
+printf '  %s\n' "${summary[@]}"
+exit $failed
