@@ -25,11 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <vfpm/pm.h>
+
+#include "bench_common.h"
 
 #define DEFAULT_REPS 15
 #define DEFAULT_PAIRS 2000000UL
@@ -66,12 +67,6 @@ struct variant {
 	int threads;
 	double *ns_per_pair; /* one figure per repetition */
 	double median, min, max;
-};
-
-struct machine {
-	long nproc;
-	char kernel[128];
-	char cpu[256];
 };
 
 /* Keeps the mutex loop's counter observable, so no pair is optimised away. */
@@ -264,46 +259,6 @@ static void check_still_pinned(struct vfpm_pm_dev *dev)
 		    EINVAL);
 }
 
-static void read_cpu_model(char *buf, size_t len)
-{
-	static const char *const keys[] = { "model name", "cpu model", "Processor", "uarch" };
-	char line[512];
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	snprintf(buf, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (!colon)
-			continue;
-		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-			if (strncmp(line, keys[k], strlen(keys[k])) != 0)
-				continue;
-			colon++;
-			colon += strspn(colon, " \t");
-			colon[strcspn(colon, "\n")] = '\0';
-			snprintf(buf, len, "%s", colon);
-			fclose(f);
-			return;
-		}
-	}
-	fclose(f);
-}
-
-static void describe_machine(struct machine *m)
-{
-	struct utsname u;
-
-	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	if (uname(&u) == 0)
-		snprintf(m->kernel, sizeof(m->kernel), "%s", u.release);
-	else
-		snprintf(m->kernel, sizeof(m->kernel), "unknown");
-	read_cpu_model(m->cpu, sizeof(m->cpu));
-}
-
 static const struct variant *find_variant(const struct variant *v, int n,
 					  enum pair_loop loop, int threads)
 {
@@ -313,7 +268,7 @@ static const struct variant *find_variant(const struct variant *v, int n,
 	return NULL;
 }
 
-static void write_report(FILE *out, const struct machine *m, const struct variant *v,
+static void write_report(FILE *out, const char *machine, const struct variant *v,
 			 int n, int reps, unsigned long pairs)
 {
 	char when[64] = "unknown";
@@ -325,11 +280,11 @@ static void write_report(FILE *out, const struct machine *m, const struct varian
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
 
 	fprintf(out, "# bench-pm: runtime PM get+put fast path vs a pthread mutex pair\n\n");
-	fprintf(out, "- machine: nproc %ld, kernel %s, cpu %s\n", m->nproc, m->kernel, m->cpu);
+	fprintf(out, "- machine: %s\n", machine);
 	fprintf(out, "- run: %s; %d reps x %lu pairs per thread, CLOCK_MONOTONIC\n",
 		when, reps, pairs);
 	fprintf(out, "- ns/pair: wall time of a rep / pairs per thread; median, min and max over the reps\n");
-	if (m->nproc < MAX_THREADS)
+	if (sysconf(_SC_NPROCESSORS_ONLN) < MAX_THREADS)
 		fprintf(out, "- warning: fewer CPUs than threads; the 2-thread figures measure time slicing\n");
 	fprintf(out, "\n| loop | threads | median ns/pair | min | max | mutex / this |\n");
 	fprintf(out, "|---|---:|---:|---:|---:|---:|\n");
@@ -418,7 +373,7 @@ int main(int argc, char **argv)
 	};
 	const int n = (int)(sizeof(variants) / sizeof(variants[0]));
 	struct pair_target target = { .count = 0 };
-	struct machine machine;
+	char machine[512];
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -445,9 +400,8 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	describe_machine(&machine);
-	printf("machine: nproc %ld, kernel %s, cpu %s\n", machine.nproc, machine.kernel,
-	       machine.cpu);
+	bench_machine(machine, sizeof(machine));
+	printf("machine: %s\n", machine);
 	printf("running %d variants x %d reps x %lu pairs per thread...\n\n", n, reps, pairs);
 	fflush(stdout);
 
@@ -471,13 +425,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		summarise(&variants[i], reps);
 
-	write_report(stdout, &machine, variants, n, reps, pairs);
+	write_report(stdout, machine, variants, n, reps, pairs);
 	if (md_path) {
 		FILE *md = fopen(md_path, "w");
 
 		if (!md)
 			die(md_path, errno);
-		write_report(md, &machine, variants, n, reps, pairs);
+		write_report(md, machine, variants, n, reps, pairs);
 		if (fclose(md) != 0)
 			die(md_path, errno);
 	}

@@ -5,30 +5,7 @@
 # Usage: test_check.sh PATH-TO-vfpm
 set -u
 VFPM=$(realpath "$1")
-work=$(mktemp -d /tmp/vfpm-check.XXXXXX)
-pids=()
-passed=0 failed=0
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-bad() { echo "not ok - $1"; failed=$((failed + 1)); }
-# check NAME EXPECTED-STATUS PATTERN -- COMMAND...: status and output must match.
-check() {
-	local name=$1 want=$2 pattern=$3; shift 4
-	local out rc
-	out=$("$@" 2>&1); rc=$?
-	if [ "$rc" = "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
-		ok "$name"
-	else
-		bad "$name (status $rc, wanted $want; output: $(head -c 600 <<<"$out"))"
-	fi
-}
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/harness.sh"
 serve() {	# serve KIND SOCKET
 	"$VFPM" serve --device "$1" --socket "$2" --ready-file "$2.ready" >"$2.log" 2>&1 &
 	pids+=($!)
@@ -84,5 +61,4 @@ else
 	bad "check: vfpm serve --device optout did not start: $(cat o.sock.log)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -3,40 +3,7 @@
 # with real servers, sockets and signals.  Usage: test_cli.sh PATH-TO-vfpm
 set -u
 VFPM=$(realpath "$1")
-work=$(mktemp -d /tmp/vfpm-cli.XXXXXX)
-pids=()
-passed=0 failed=0
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-bad() { echo "not ok - $1"; failed=$((failed + 1)); }
-# check NAME EXPECTED-STATUS PATTERN -- COMMAND...: status and output (stdout+stderr) must match.
-check() {
-	local name=$1 want=$2 pattern=$3; shift 4
-	local out rc
-	out=$("$@" 2>&1); rc=$?
-	if [ "$rc" = "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
-		ok "$name"
-	else
-		bad "$name (status $rc, wanted $want; output: $(head -c 300 <<<"$out"))"
-	fi
-}
-# wait_for FILE-OR-SOCKET: up to 10 s.
-wait_for() {
-	for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-# wait_grep FILE PATTERN: up to 10 s.
-wait_grep() {
-	for _ in $(seq 100); do grep -qE -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	return 1
-}
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/harness.sh"
 send_backend() {
 	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode()); s.close()' "$1" "$2"
 }
@@ -148,5 +115,4 @@ check "serve: activated socket serves" 0 "^power: suspended" -- "$VFPM" info act
 kill -TERM "$act_pid"; wait "$act_pid"; rc=$?
 [ "$rc" = 0 ] && ok "serve: activated server stops on SIGTERM" || bad "serve: activated exit $rc"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
