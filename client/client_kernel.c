@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +21,30 @@
 /* Regions whose offsets are looked up once at open (vfio-pci has 9, plus VGA). */
 #define KERNEL_MAX_REGIONS 16
 
+/*
+ * An IOMMU group and its container, shared by every handle of the process on
+ * a device of that group: the kernel lets a group be opened once, while a
+ * device may be opened many times (each device fd an instance).
+ */
+struct kernel_group {
+	unsigned long number;		/* immutable */
+	int container;			/* immutable */
+	int group;			/* immutable */
+	unsigned int refs;		/* groups_lock */
+	struct kernel_group *next;	/* groups_lock */
+};
+
+/* Protects the list of open groups and their reference counts. */
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kernel_group *groups;
+
 struct kernel_client {
 	struct vfpm_client base;
 	/* All immutable after open. */
-	int container;
-	int group;
+	struct kernel_group *grp;
 	int device;
 	unsigned int num_regions;
 	uint64_t region_offset[KERNEL_MAX_REGIONS];
-	uint64_t region_size[KERNEL_MAX_REGIONS];
 	char pci_addr[32];
 };
 
@@ -70,10 +86,13 @@ static int kernel_get_region_info(struct vfpm_client *c, uint32_t index,
 	if (err < 0)
 		return err;
 	/* The device fd itself is what one mmaps, at info->offset. */
-	if (info->flags & VFIO_REGION_INFO_FLAG_MMAP) {
-		*fd = fcntl(k->device, F_DUPFD_CLOEXEC, 0);
-		if (*fd < 0)
-			return -errno;
+	if (fd) {
+		*fd = -1;
+		if (info->flags & VFIO_REGION_INFO_FLAG_MMAP) {
+			*fd = fcntl(k->device, F_DUPFD_CLOEXEC, 0);
+			if (*fd < 0)
+				return -errno;
+		}
 	}
 	return 0;
 }
@@ -111,14 +130,18 @@ static int kernel_set_irqs(struct vfpm_client *c, uint32_t flags, uint32_t index
 	return err < 0 ? err : 0;
 }
 
-static int region_base(struct kernel_client *k, uint32_t index, uint64_t offset, size_t count,
-		       off_t *pos)
+/*
+ * The file offset of an access: offsets and counts are left for the kernel to
+ * judge (EINVAL, EFAULT, a short count), as a program using the device fd
+ * directly would see them.
+ */
+static int region_base(struct kernel_client *k, uint32_t index, uint64_t offset, off_t *pos)
 {
-	if (index >= k->num_regions || offset > k->region_size[index] ||
-	    count > k->region_size[index] - offset ||
-	    k->region_offset[index] + offset > (uint64_t)LLONG_MAX)
+	uint64_t base = index < KERNEL_MAX_REGIONS ? k->region_offset[index] : (uint64_t)index << 40;
+
+	if (index >= (1u << 23) || offset > (uint64_t)LLONG_MAX - base)
 		return -EINVAL;
-	*pos = (off_t)(k->region_offset[index] + offset);
+	*pos = (off_t)(base + offset);
 	return 0;
 }
 
@@ -128,7 +151,7 @@ static ssize_t kernel_region_read(struct vfpm_client *c, uint32_t index, uint64_
 	struct kernel_client *k = to_kernel(c);
 	ssize_t n;
 	off_t pos;
-	int err = region_base(k, index, offset, count, &pos);
+	int err = region_base(k, index, offset, &pos);
 
 	if (err)
 		return err;
@@ -144,7 +167,7 @@ static ssize_t kernel_region_write(struct vfpm_client *c, uint32_t index, uint64
 	struct kernel_client *k = to_kernel(c);
 	ssize_t n;
 	off_t pos;
-	int err = region_base(k, index, offset, count, &pos);
+	int err = region_base(k, index, offset, &pos);
 
 	if (err)
 		return err;
@@ -213,19 +236,37 @@ static int kernel_dma_map(struct vfpm_client *c, const struct vfpm_client_dma *m
 		dm.flags |= VFIO_DMA_MAP_FLAG_READ;
 	if (map->flags & VFPM_CLIENT_DMA_WRITE)
 		dm.flags |= VFIO_DMA_MAP_FLAG_WRITE;
-	err = xioctl(to_kernel(c)->container, VFIO_IOMMU_MAP_DMA, &dm);
+	err = xioctl(to_kernel(c)->grp->container, VFIO_IOMMU_MAP_DMA, &dm);
 	return err < 0 ? err : 0;
 }
 
 static int kernel_dma_unmap(struct vfpm_client *c, uint64_t iova, uint64_t size)
 {
 	struct vfio_iommu_type1_dma_unmap du = { .argsz = sizeof(du), .iova = iova, .size = size };
-	int err = xioctl(to_kernel(c)->container, VFIO_IOMMU_UNMAP_DMA, &du);
+	int err = xioctl(to_kernel(c)->grp->container, VFIO_IOMMU_UNMAP_DMA, &du);
 
 	if (err < 0)
 		return err;
 	/* Type1 reports what it unmapped; nothing there is the socket's ENOENT. */
 	return du.size ? 0 : -ENOENT;
+}
+
+static void group_put(struct kernel_group *g)
+{
+	struct kernel_group **p;
+
+	pthread_mutex_lock(&groups_lock);
+	if (--g->refs) {
+		pthread_mutex_unlock(&groups_lock);
+		return;
+	}
+	for (p = &groups; *p != g; p = &(*p)->next)
+		;
+	*p = g->next;
+	pthread_mutex_unlock(&groups_lock);
+	close(g->group);
+	close(g->container);
+	free(g);
 }
 
 static void kernel_close(struct vfpm_client *c)
@@ -234,10 +275,8 @@ static void kernel_close(struct vfpm_client *c)
 
 	if (k->device >= 0)
 		close(k->device);
-	if (k->group >= 0)
-		close(k->group);
-	if (k->container >= 0)
-		close(k->container);
+	if (k->grp)
+		group_put(k->grp);
 	free(k);
 }
 
@@ -324,39 +363,83 @@ static int open_container(int *out)
 	return 0;
 }
 
-static int kernel_attach(struct kernel_client *k, const char *pci_addr)
+/* Open the group, attach it to a new container and set the IOMMU (groups_lock held). */
+static int group_open(unsigned long number, struct kernel_group **out)
 {
 	struct vfio_group_status status = { .argsz = sizeof(status) };
-	struct vfio_device_info info;
-	unsigned long group;
+	struct kernel_group *g = calloc(1, sizeof(*g));
 	char path[64];
 	long iommu;
+	int err;
+
+	if (!g)
+		return -ENOMEM;
+	g->number = number;
+	g->group = -1;
+	err = open_container(&g->container);
+	if (err) {
+		free(g);
+		return err;
+	}
+	snprintf(path, sizeof(path), "/dev/vfio/%lu", number);
+	g->group = open(path, O_RDWR | O_CLOEXEC);
+	err = g->group < 0 ? -errno : xioctl(g->group, VFIO_GROUP_GET_STATUS, &status);
+	if (err >= 0 && !(status.flags & VFIO_GROUP_FLAGS_VIABLE))
+		err = -EBUSY;	/* some device of the group is not bound to vfio */
+	if (err >= 0)
+		err = xioctl(g->group, VFIO_GROUP_SET_CONTAINER, &g->container);
+	if (err >= 0) {
+		iommu = xioctl(g->container, VFIO_CHECK_EXTENSION,
+			       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) > 0 ?
+			VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU;
+		err = xioctl(g->container, VFIO_SET_IOMMU, (void *)(uintptr_t)iommu);
+	}
+	if (err < 0) {
+		if (g->group >= 0)
+			close(g->group);
+		close(g->container);
+		free(g);
+		return err;
+	}
+	g->refs = 1;
+	g->next = groups;
+	groups = g;
+	*out = g;
+	return 0;
+}
+
+/* The process's handle on the group, opened on first use. */
+static int group_get(unsigned long number, struct kernel_group **out)
+{
+	struct kernel_group *g;
+	int err = 0;
+
+	pthread_mutex_lock(&groups_lock);
+	for (g = groups; g && g->number != number; g = g->next)
+		;
+	if (g)
+		g->refs++;
+	else
+		err = group_open(number, &g);
+	pthread_mutex_unlock(&groups_lock);
+	if (!err)
+		*out = g;
+	return err;
+}
+
+static int kernel_attach(struct kernel_client *k, const char *pci_addr)
+{
+	struct vfio_device_info info;
+	unsigned long group;
 	int err;
 
 	err = iommu_group_of(pci_addr, &group);
 	if (err)
 		return err;
-	err = open_container(&k->container);
+	err = group_get(group, &k->grp);
 	if (err)
 		return err;
-	snprintf(path, sizeof(path), "/dev/vfio/%lu", group);
-	k->group = open(path, O_RDWR | O_CLOEXEC);
-	if (k->group < 0)
-		return -errno;
-	err = xioctl(k->group, VFIO_GROUP_GET_STATUS, &status);
-	if (err < 0)
-		return err;
-	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return -EBUSY;	/* some device of the group is not bound to vfio */
-	err = xioctl(k->group, VFIO_GROUP_SET_CONTAINER, &k->container);
-	if (err < 0)
-		return err;
-	iommu = xioctl(k->container, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) > 0 ?
-		VFIO_TYPE1v2_IOMMU : VFIO_TYPE1_IOMMU;
-	err = xioctl(k->container, VFIO_SET_IOMMU, (void *)(uintptr_t)iommu);
-	if (err < 0)
-		return err;
-	k->device = xioctl(k->group, VFIO_GROUP_GET_DEVICE_FD, (void *)pci_addr);
+	k->device = xioctl(k->grp->group, VFIO_GROUP_GET_DEVICE_FD, (void *)pci_addr);
 	if (k->device < 0)
 		return k->device;
 
@@ -365,14 +448,16 @@ static int kernel_attach(struct kernel_client *k, const char *pci_addr)
 		return err;
 	k->num_regions = info.num_regions < KERNEL_MAX_REGIONS ? info.num_regions :
 								 KERNEL_MAX_REGIONS;
-	for (unsigned int i = 0; i < k->num_regions; i++) {
+	for (unsigned int i = 0; i < KERNEL_MAX_REGIONS; i++) {
 		struct vfio_region_info ri = { .argsz = sizeof(ri), .index = i };
 
-		/* An index the device does not have (e.g. VGA) stays empty. */
-		if (xioctl(k->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
-			continue;
-		k->region_offset[i] = ri.offset;
-		k->region_size[i] = ri.size;
+		/*
+		 * Where an index has no info (beyond num_regions, or VGA), use
+		 * vfio-pci's fixed layout, so the kernel answers for it.
+		 */
+		k->region_offset[i] = (uint64_t)i << 40;
+		if (i < k->num_regions && xioctl(k->device, VFIO_DEVICE_GET_REGION_INFO, &ri) >= 0)
+			k->region_offset[i] = ri.offset;
 	}
 	return 0;
 }
@@ -388,7 +473,7 @@ int vfpm_client_open_vfio(const char *pci_addr, struct vfpm_client **out)
 	if (!k)
 		return -ENOMEM;
 	k->base.ops = &kernel_ops;
-	k->container = k->group = k->device = -1;
+	k->device = -1;
 	snprintf(k->pci_addr, sizeof(k->pci_addr), "%s", pci_addr);
 	err = kernel_attach(k, pci_addr);
 	if (err) {

@@ -194,8 +194,6 @@ static int step_irq(struct step_ctx *s, struct inst *in)
 	uint32_t a = VFIO_IRQ_SET_ACTION_TRIGGER;
 	int32_t fd;
 
-	if (!in->c)
-		return -ENOTSUP;
 	if (!strcmp(what, "intx-trigger") && s->st->argc > 3 && efd_arg(s, s->st->argv[3]) > 0) {
 		fd = s->x->efd[efd_arg(s, s->st->argv[3])];
 		return vfpm_client_set_irqs(in->c, VFIO_IRQ_SET_DATA_EVENTFD | a,
@@ -217,16 +215,9 @@ static int step_mmap(struct step_ctx *s, struct inst *in)
 	int fd = -1, err;
 
 	inst_unmap(in);
-	if (in->c) {
-		err = vfpm_client_get_region_info(in->c, s->x->bar, &ri, sizeof(ri), &fd);
-		if (err)
-			return err;
-	} else {
-		err = inst_region_info(in, s->x->bar, &ri);
-		if (err)
-			return err;
-		fd = dup(in->rawfd);
-	}
+	err = vfpm_client_get_region_info(in->c, s->x->bar, &ri, sizeof(ri), &fd);
+	if (err)
+		return err;
 	if (fd < 0)
 		return -ENODEV;
 	in->maplen = (size_t)s->x->page;
@@ -300,16 +291,14 @@ static void run_step(struct ctx *x, const struct conf_step *st, char *res, size_
 
 		if (!parse_u64(st->argv[2], &n))
 			r = BAD_STEP;
-		else if (in->c)
-			r = vfpm_client_get_irq_info(in->c, (uint32_t)n, &ii);
 		else
-			r = (ii.index = (uint32_t)n, xioctl(in->rawfd, VFIO_DEVICE_GET_IRQ_INFO, &ii));
+			r = vfpm_client_get_irq_info(in->c, (uint32_t)n, &ii);
 	} else if (!strcmp(cmd, "feature")) {
 		r = step_feature(&s, in);
 	} else if (!strcmp(cmd, "read") || !strcmp(cmd, "write")) {
 		r = step_rw(&s, in, cmd[0] == 'w');
 	} else if (!strcmp(cmd, "reset")) {
-		r = in->c ? vfpm_client_reset(in->c) : xioctl(in->rawfd, VFIO_DEVICE_RESET, NULL);
+		r = vfpm_client_reset(in->c);
 	} else if (!strcmp(cmd, "pmset") && st->argc == 3) {
 		uint32_t v;
 

@@ -55,7 +55,6 @@ struct conf_set {
 struct inst {
 	bool open;
 	struct vfpm_client *c;		/* NULL for a kernel instance opened raw */
-	int rawfd;			/* kernel: the device fd, else -1 */
 	void *map;			/* mmap of the first page of the BAR, or NULL */
 	size_t maplen;
 	/* the parked request */

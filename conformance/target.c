@@ -2,19 +2,10 @@
 /*
  * The target side of the engine: instances, power status, mmap touches and
  * the parked request.  Everything goes through the client library
- * (<vfpm/client.h>), with two exceptions for the kernel that the library's
- * kernel backend cannot express today (see README.md):
- *
- *  - a second instance: the library opens the IOMMU group per handle and a
- *    group can be opened once (EBUSY), so instance 2.. is a device fd from
- *    VFIO_GROUP_GET_DEVICE_FD on the group fd the first handle opened;
- *  - a region access the library refuses on its own (index >= num_regions,
- *    or an access crossing the region's end) goes to pread/pwrite on the
- *    device fd, so that what is compared is the kernel's answer.
+ * (<vfpm/client.h>): one handle per instance on either target.
  */
 #include "engine_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -93,78 +84,15 @@ bool parse_u64(const char *s, uint64_t *v)
 	return !errno && end != s && !*end;
 }
 
-/* The fds of this process whose /proc/self/fd link starts with prefix. */
-static int fds_like(const char *prefix, int *fds, int max)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d)) && n < max) {
-		char path[300], link[128];
-		ssize_t len;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (!strncmp(link, prefix, strlen(prefix)))
-			fds[n++] = atoi(e->d_name);
-	}
-	closedir(d);
-	return n;
-}
-
-static bool in_set(int fd, const int *set, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (set[i] == fd)
-			return true;
-	return false;
-}
-
 /* ----------------------------------------------------- instance operations */
 
 int inst_open(struct ctx *x, struct inst *in)
 {
-	int before[64], after[64], nb, na, err;
+	int err;
 
 	memset(in, 0, sizeof(*in));
-	in->rawfd = in->uffd = -1;
-	nb = x->kernel ? fds_like("anon_inode:[vfio-device]", before, 64) : 0;
+	in->uffd = -1;
 	err = vfpm_client_open(x->target, &in->c);
-	if (err == -EBUSY && x->kernel) {
-		/* The group is open already (see the top of this file). */
-		int groups[64], n = fds_like("/dev/vfio/", groups, 64);
-
-		in->c = NULL;
-		for (int i = 0; i < n && in->rawfd < 0; i++) {
-			char path[64], link[128];
-			ssize_t len;
-
-			snprintf(path, sizeof(path), "/proc/self/fd/%d", groups[i]);
-			len = readlink(path, link, sizeof(link) - 1);
-			if (len <= 0)
-				continue;
-			link[len] = '\0';
-			if (!strcmp(link, "/dev/vfio/vfio"))
-				continue;
-			in->rawfd = ioctl(groups[i], VFIO_GROUP_GET_DEVICE_FD, x->bdf);
-		}
-		if (in->rawfd < 0)
-			return -EBUSY;
-		err = 0;
-	} else if (!err && x->kernel) {
-		na = fds_like("anon_inode:[vfio-device]", after, 64);
-		for (int i = 0; i < na; i++)
-			if (!in_set(after[i], before, nb))
-				in->rawfd = after[i];
-	}
 	if (err)
 		return err;
 	in->open = true;
@@ -183,10 +111,7 @@ void inst_close(struct inst *in)
 	inst_unmap(in);
 	if (in->c)
 		vfpm_client_close(in->c);
-	else if (in->rawfd >= 0)
-		close(in->rawfd);
 	in->c = NULL;
-	in->rawfd = -1;
 	in->open = false;
 }
 
@@ -222,65 +147,30 @@ int xioctl(int fd, unsigned long req, void *arg)
 
 int inst_info(struct inst *in, struct vfio_device_info *info)
 {
-	if (in->c)
-		return vfpm_client_get_info(in->c, info);
-	memset(info, 0, sizeof(*info));
-	info->argsz = sizeof(*info);
-	return xioctl(in->rawfd, VFIO_DEVICE_GET_INFO, info);
+	return vfpm_client_get_info(in->c, info);
 }
 
 int inst_region_info(struct inst *in, uint32_t index, struct vfio_region_info *ri)
 {
-	if (in->c)
-		return vfpm_client_get_region_info(in->c, index, ri, sizeof(*ri), NULL);
-	memset(ri, 0, sizeof(*ri));
-	ri->argsz = sizeof(*ri);
-	ri->index = index;
-	return xioctl(in->rawfd, VFIO_DEVICE_GET_REGION_INFO, ri);
+	return vfpm_client_get_region_info(in->c, index, ri, sizeof(*ri), NULL);
 }
 
 int inst_feature(struct inst *in, uint32_t flags, void *data, size_t len, const int *fds,
 			unsigned int nfds)
 {
-	if (in->c)
-		return vfpm_client_feature(in->c, flags, data, len, 0, fds, nfds);
-	{
-		uint8_t buf[sizeof(struct vfio_device_feature) + 256] = { 0 };
-		struct vfio_device_feature *f = (void *)buf;
-
-		if (len > 256)
-			return -EINVAL;
-		f->argsz = (uint32_t)(sizeof(*f) + len);
-		f->flags = flags;
-		memcpy(f->data, data, len);
-		return xioctl(in->rawfd, VFIO_DEVICE_FEATURE, f);
-	}
+	return vfpm_client_feature(in->c, flags, data, len, 0, fds, nfds);
 }
 
 int32_t inst_fd_arg(struct inst *in, const int *fds, unsigned int i)
 {
-	return in->c ? vfpm_client_fd_arg(in->c, fds, i) : fds[i];
+	return vfpm_client_fd_arg(in->c, fds, i);
 }
 
-/* Bytes done or -errno. */
+/* Bytes done or -errno: the target's own answer, offsets and counts unchecked here. */
 ssize_t inst_rw(struct ctx *x, struct inst *in, uint32_t index, uint64_t off, void *buf,
 		       size_t count, bool write)
 {
-	bool raw = !in->c;
-
-	if (x->kernel && !raw) {
-		/* Sizes from discovery: asking now would be a request of its own. */
-		uint64_t size = index < MAX_REGIONS ? x->region_size[index] : 0;
-
-		raw = index >= x->num_regions || index >= MAX_REGIONS || off > size ||
-		      count > size - off;
-	}
-	if (raw && x->kernel) {
-		off_t pos = (off_t)(((uint64_t)index << 40) + off);
-		ssize_t n = write ? pwrite(in->rawfd, buf, count, pos) : pread(in->rawfd, buf, count, pos);
-
-		return n < 0 ? -errno : n;
-	}
+	(void)x;
 	return write ? vfpm_client_region_write(in->c, index, off, buf, count) :
 		       vfpm_client_region_read(in->c, index, off, buf, count);
 }
@@ -418,10 +308,7 @@ static void *park_thread(void *arg)
 
 	if (in->uffd >= 0) {
 		/* kernel: a config read whose user buffer faults into userfaultfd */
-		in->park_ret = in->c ? vfpm_client_region_read(in->c, CFG, 0, in->page, 4) :
-				       pread(in->rawfd, in->page, 4, (off_t)CFG << 40);
-		if (!in->c && in->park_ret < 0)
-			in->park_ret = -errno;
+		in->park_ret = vfpm_client_region_read(in->c, CFG, 0, in->page, 4);
 	} else {
 		uint32_t v;
 

@@ -35,8 +35,12 @@ struct vfpm_client;
 int vfpm_client_connect(const char *socket_path, struct vfpm_client **out);
 /*
  * Open the VFIO device at a PCI address ("0000:01:00.0") through its IOMMU
- * group: a new container, type1 IOMMU, then the device fd.  The device must
- * be bound to vfio-pci and its group viable (-EBUSY otherwise).
+ * group: the group in a container with the type1 IOMMU, then a device fd.
+ * The device must be bound to vfio-pci and its group viable (-EBUSY
+ * otherwise).  Handles of one process on devices of the same group share the
+ * group and its container (the kernel lets a group be opened once), and so
+ * their DMA mappings; each handle is its own device fd, an instance of its
+ * own, as with a second open of the device.
  */
 int vfpm_client_open_vfio(const char *pci_addr, struct vfpm_client **out);
 /*
