@@ -145,8 +145,8 @@ static int region_base(struct kernel_client *k, uint32_t index, uint64_t offset,
 	return 0;
 }
 
-static ssize_t kernel_region_read(struct vfpm_client *c, uint32_t index, uint64_t offset,
-				  void *buf, size_t count)
+static ssize_t kernel_region_rw(struct vfpm_client *c, uint32_t index, uint64_t offset,
+				void *buf, size_t count, bool write)
 {
 	struct kernel_client *k = to_kernel(c);
 	ssize_t n;
@@ -156,25 +156,21 @@ static ssize_t kernel_region_read(struct vfpm_client *c, uint32_t index, uint64_
 	if (err)
 		return err;
 	do {
-		n = pread(k->device, buf, count, pos);
+		n = write ? pwrite(k->device, buf, count, pos) : pread(k->device, buf, count, pos);
 	} while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
+}
+
+static ssize_t kernel_region_read(struct vfpm_client *c, uint32_t index, uint64_t offset,
+				  void *buf, size_t count)
+{
+	return kernel_region_rw(c, index, offset, buf, count, false);
 }
 
 static ssize_t kernel_region_write(struct vfpm_client *c, uint32_t index, uint64_t offset,
 				   const void *buf, size_t count)
 {
-	struct kernel_client *k = to_kernel(c);
-	ssize_t n;
-	off_t pos;
-	int err = region_base(k, index, offset, &pos);
-
-	if (err)
-		return err;
-	do {
-		n = pwrite(k->device, buf, count, pos);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+	return kernel_region_rw(c, index, offset, (void *)buf, count, true);
 }
 
 static int kernel_reset(struct vfpm_client *c)

@@ -189,20 +189,26 @@ static int cmd_set_irqs(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 	return ret < 0 ? (int)ret : 0;
 }
 
+/* The fixed part of REGION_READ / REGION_WRITE: its header, size limit and position. */
+static int region_access(struct vfpm_server_conn *conn, struct vfpm_msg *m,
+			 struct vfio_user_region_access *req, uint64_t *pos)
+{
+	if (m->len < sizeof(*req))
+		return -EINVAL;
+	memcpy(req, m->payload, sizeof(*req));
+	if (req->count > conn->srv->caps.max_data_xfer_size)
+		return -EINVAL;
+	return region_pos(req->region, req->offset, req->count, pos);
+}
+
 static int cmd_region_read(struct vfpm_server_conn *conn, struct vfpm_msg *m,
 			   struct srv_reply *r)
 {
 	struct vfio_user_region_access req, *out;
 	uint64_t pos;
 	ssize_t n;
-	int err;
+	int err = region_access(conn, m, &req, &pos);
 
-	if (m->len < sizeof(req))
-		return -EINVAL;
-	memcpy(&req, m->payload, sizeof(req));
-	if (req.count > conn->srv->caps.max_data_xfer_size)
-		return -EINVAL;
-	err = region_pos(req.region, req.offset, req.count, &pos);
 	if (err)
 		return err;
 	out = malloc(sizeof(*out) + req.count);
@@ -225,18 +231,12 @@ static int cmd_region_write(struct vfpm_server_conn *conn, struct vfpm_msg *m,
 	struct vfio_user_region_access req, *out;
 	uint64_t pos;
 	ssize_t n;
-	int err;
+	int err = region_access(conn, m, &req, &pos);
 
-	if (m->len < sizeof(req))
-		return -EINVAL;
-	memcpy(&req, m->payload, sizeof(req));
-	if (req.count > conn->srv->caps.max_data_xfer_size)
-		return -EINVAL;
-	if (m->len - sizeof(req) != req.count)
-		return -EINVAL;
-	err = region_pos(req.region, req.offset, req.count, &pos);
 	if (err)
 		return err;
+	if (m->len - sizeof(req) != req.count)
+		return -EINVAL;
 	n = vfpm_instance_write(conn->inst, (const uint8_t *)m->payload + sizeof(req), req.count,
 				pos);
 	if (n < 0)
