@@ -7,8 +7,16 @@
  * disabled, D3hot) the memfd is truncated to zero, so every user access
  * faults with SIGBUS, while the contents move to anonymous memory mapped at
  * the same `host` address, so the model's pointer stays valid.  Restoring
- * grows the memfd again, copies the contents back and maps the memfd at
+ * grows the memfd again, writes the contents back and maps the memfd at
  * `host` again; the user's old mappings see the same bytes as before.
+ *
+ * The user holds a writable fd of the memfd, so it can truncate the file
+ * too.  `host` is guarded memory (base.h): an access by the model or the
+ * core to a page the user truncated away reads zeros instead of killing the
+ * process, and the fault is counted.  pci_bars_repair then logs it and
+ * rebuilds the file (a revoke and a restore).  A user that grows the file
+ * while the BAR is revoked sees only its own writes: the device's bytes are
+ * in host, and restoring overwrites the whole file with them.
  */
 #include "pci_internal.h"
 
@@ -16,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev)
@@ -26,10 +35,7 @@ bool pci_memory_enabled(struct vfpm_pci_dev *pdev)
 
 static int bar_map_memfd(struct pci_bar *bar)
 {
-	char name[32];
-
-	snprintf(name, sizeof(name), "vfpm-bar");
-	bar->memfd = memfd_create(name, MFD_CLOEXEC);
+	bar->memfd = memfd_create("vfpm-bar", MFD_CLOEXEC);
 	if (bar->memfd < 0)
 		return -errno;
 	if (ftruncate(bar->memfd, (off_t)bar->desc.size) < 0)
@@ -39,7 +45,7 @@ static int bar_map_memfd(struct pci_bar *bar)
 		bar->host = NULL;
 		return -errno;
 	}
-	return 0;
+	return vfpm_memguard_add(bar->host, bar->desc.size, PROT_READ | PROT_WRITE, &bar->guard);
 }
 
 int pci_bars_init(struct vfpm_pci_dev *pdev)
@@ -63,6 +69,8 @@ void pci_bars_release(struct vfpm_pci_dev *pdev)
 	for (unsigned int i = 0; i < 6; i++) {
 		struct pci_bar *bar = &pdev->bars[i];
 
+		vfpm_memguard_remove(bar->guard);
+		bar->guard = NULL;
 		if (bar->host)
 			munmap(bar->host, bar->desc.size);
 		if (bar->memfd >= 0)
@@ -80,6 +88,7 @@ static int bar_revoke(struct pci_bar *bar)
 
 	if (anon == MAP_FAILED)
 		return -errno;
+	/* host is guarded: a page the user truncated away reads as zeros. */
 	memcpy(anon, bar->host, size);
 	if (mremap(anon, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, bar->host) == MAP_FAILED) {
 		int err = -errno;
@@ -93,26 +102,84 @@ static int bar_revoke(struct pci_bar *bar)
 	return 0;
 }
 
-/* Grow the memfd, copy the contents back and map it at host again. */
+/*
+ * Grow the memfd, write the contents back and map it at host again.  The
+ * file is written with pwrite, not through a mapping of ours: the user may
+ * truncate it again at any moment, and a write never faults.
+ */
 static int bar_restore(struct pci_bar *bar)
 {
-	size_t size = bar->desc.size;
-	void *file;
+	size_t size = bar->desc.size, done = 0;
 
 	if (ftruncate(bar->memfd, (off_t)size) < 0)
 		return -errno;
-	file = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd, 0);
-	if (file == MAP_FAILED)
-		return -errno;
-	memcpy(file, bar->host, size);
-	if (mremap(file, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, bar->host) == MAP_FAILED) {
-		int err = -errno;
+	while (done < size) {
+		ssize_t n = pwrite(bar->memfd, (const char *)bar->host + done, size - done,
+				   (off_t)done);
 
-		munmap(file, size);
-		return err;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
 	}
+	if (mmap(bar->host, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, bar->memfd, 0) ==
+	    MAP_FAILED)
+		return -errno;
 	bar->revoked = false;
 	return 0;
+}
+
+/* Did a user shrink the file under a live BAR? */
+static bool bar_lost(struct pci_bar *bar)
+{
+	struct stat st;
+
+	if (bar->memfd < 0 || bar->revoked)
+		return false;
+	if (vfpm_memguard_faults(bar->guard))
+		return true;
+	return fstat(bar->memfd, &st) == 0 && (uint64_t)st.st_size != bar->desc.size;
+}
+
+void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)
+{
+	for (unsigned int i = 0; i < 6; i++) {
+		struct pci_bar *bar = &pdev->bars[i];
+		unsigned int faults;
+		int err;
+
+		if (!bar_lost(bar))
+			continue;
+		faults = vfpm_memguard_faults(bar->guard);
+		err = bar_revoke(bar);
+		if (!err)
+			err = bar_restore(bar);
+		vfpm_memguard_rearm(bar->guard, bar->host, bar->desc.size);
+		if (err)
+			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u: a client truncated its memory file and "
+				  "rebuilding it failed (%s); the BAR stays revoked", pdev->name, i,
+				  strerror(-err));
+		else
+			vfpm_logf(VFPM_LOG_NOTICE, "%s: BAR%u: a client truncated its memory file "
+				  "(%u page faults recovered, those pages read as zeros); "
+				  "the file is rebuilt", pdev->name, i, faults);
+	}
+}
+
+void pci_bars_repair(struct vfpm_pci_dev *pdev)
+{
+	bool lost = false;
+
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	for (unsigned int i = 0; i < 6 && !lost; i++)
+		lost = bar_lost(&pdev->bars[i]);
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	if (!lost)
+		return;
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	pci_bars_repair_locked(pdev);
+	pthread_rwlock_unlock(&pdev->memory_lock);
 }
 
 int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
@@ -120,6 +187,7 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 	bool live = !pdev->pm_runtime_engaged && pci_memory_enabled(pdev);
 	int ret = 0;
 
+	pci_bars_repair_locked(pdev);
 	for (unsigned int i = 0; i < 6; i++) {
 		struct pci_bar *bar = &pdev->bars[i];
 		int err = 0;

@@ -7,6 +7,7 @@
 #include "pci_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -243,6 +244,8 @@ static int pci_ioctl_get_region_info(struct vfpm_pci_dev *pdev, struct vfpm_ubuf
 			break;
 		info.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 		if (bar->memfd >= 0) {
+			/* Hand out a file of the right size, whatever a client did to it. */
+			pci_bars_repair(pdev);
 			info.flags |= VFIO_REGION_INFO_FLAG_MMAP;
 			if (pdev->msix_table_size && info.index == pdev->desc.msix_bar)
 				err = pci_region_sparse_cap(pdev, info.index, &info, arg);
@@ -369,6 +372,12 @@ static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, unsigned int index, void *b
 		else
 			memcpy(buf, (char *)bar->host + pos, count);
 		done = (ssize_t)count;
+		if (vfpm_memguard_faults(bar->guard)) {
+			/* A client truncated the memfd: this access touched lost pages. */
+			pthread_rwlock_unlock(&pdev->memory_lock);
+			pci_bars_repair(pdev);
+			return -EIO;
+		}
 	} else {
 		/*
 		 * A trapped access may take the model a long time: it runs
@@ -465,6 +474,12 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		pdev->ops = *ops;
 	pdev->model = model;
 	pdev->pm_wake_eventfd = -1;
+	if (desc->name)
+		snprintf(pdev->name, sizeof(pdev->name), "%s", desc->name);
+	else
+		snprintf(pdev->name, sizeof(pdev->name), "pci %04x:%04x", desc->vendor_id,
+			 desc->device_id);
+	pdev->desc.name = pdev->name;
 	/*
 	 * Writers first: a backend thread that takes the read side in a tight
 	 * loop must not starve low power entry or a config write.

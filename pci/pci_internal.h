@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "base.h"
 #include "config.h"
 #include "irq.h"
 
@@ -14,6 +15,7 @@ struct pci_bar {
 	struct vfpm_pci_bar_desc desc;	/* immutable; type NONE for a MEM64's upper half */
 	int memfd;			/* the user's mapping source, or -1 when trapped */
 	void *host;			/* the model's view of a mappable BAR */
+	struct vfpm_memguard *guard;	/* immutable: host, whose file a client can shrink */
 	bool revoked;			/* memory_lock: memfd emptied, contents kept in host */
 };
 
@@ -23,6 +25,7 @@ struct vfpm_pci_dev {
 	struct vfpm_pci_desc desc;
 	struct vfpm_pci_model_ops ops;
 	void *model;
+	char name[64];			/* for the log */
 	uint64_t msix_table_size;	/* bytes of the MSI-X table in desc.msix_bar, 0 without */
 
 	/*
@@ -50,6 +53,14 @@ int pci_bars_init(struct vfpm_pci_dev *pdev);
 void pci_bars_release(struct vfpm_pci_dev *pdev);
 /* Revoke or restore the user's BAR mappings to match the state (memory_lock held for writing). */
 int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev);
+/*
+ * A client shrank a BAR's memfd (an access faulted, or the file is short):
+ * log it and rebuild the file from the device's view, so that every mapping
+ * works again (memory_lock held for writing).
+ */
+void pci_bars_repair_locked(struct vfpm_pci_dev *pdev);
+/* The same, taking memory_lock, when a fault was recorded or a file is short. */
+void pci_bars_repair(struct vfpm_pci_dev *pdev);
 /* Memory BAR accesses allowed: memory enabled, D0 (memory_lock held). */
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
 

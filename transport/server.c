@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -150,8 +152,15 @@ static int process_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct
 {
 	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND)
 		return -EPROTO;	/* the server sends no commands, so expects no reply */
-	if (m->fds_truncated || m->nfds > conn->srv->caps.max_msg_fds)
+	if (m->fds_truncated || m->nfds > conn->srv->caps.max_msg_fds) {
+		static struct vfpm_ratelimit rl;
+
+		vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: sent more than max_msg_fds (%u) fds with "
+			     "command %u; the rest were dropped unopened and the command is "
+			     "refused (EINVAL)", conn->who, conn->srv->caps.max_msg_fds,
+			     m->hdr.command);
 		return -EINVAL;
+	}
 	if (m->hdr.command == VFIO_USER_VERSION)
 		return handle_version(conn, m, r);
 	if (!conn->negotiated)
@@ -159,17 +168,59 @@ static int process_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct
 	return srv_dispatch_command(conn, m, r);
 }
 
+/* Why a connection is dropped, for the log: NULL for an ordinary goodbye. */
+static const char *drop_reason(struct vfpm_server_conn *conn, int err, char *buf, size_t len)
+{
+	const struct vfpm_server_opts *o = &conn->srv->opts;
+
+	switch (err) {
+	case -ESHUTDOWN:
+		return NULL;
+	case -ETIMEDOUT:
+		if (!conn->negotiated)
+			snprintf(buf, len, "did not complete VERSION within %u ms of connecting",
+				 o->version_timeout_ms);
+		else
+			snprintf(buf, len, "began a message and did not finish it within %u ms",
+				 o->msg_timeout_ms);
+		return buf;
+	case -EBADMSG:
+		snprintf(buf, len, "sent a message header with msg_size %u, below the header's "
+			 "16 bytes", conn->bad_msg_size);
+		return buf;
+	case -E2BIG:
+		snprintf(buf, len, "sent a message of %u bytes, over the %zu this server accepts",
+			 conn->bad_msg_size, conn->srv->max_msg_size);
+		return buf;
+	case -ECONNRESET:
+		return "went away in the middle of a message";
+	case -ECONNABORTED:
+		return "asked for an unsupported protocol version";
+	default:
+		snprintf(buf, len, "connection error: %s", strerror(-err));
+		return buf;
+	}
+}
+
 /* Serve one message: 0 to go on, negative when the connection must close. */
 static int serve_one(struct vfpm_server_conn *conn)
 {
+	const struct vfpm_server_opts *o = &conn->srv->opts;
+	struct vfpm_recv_limits lim = {
+		.max_size = conn->srv->max_msg_size,
+		.max_fds = conn->srv->caps.max_msg_fds,
+		.deadline_ms = conn->negotiated ? 0 : conn->accepted_ms + o->version_timeout_ms,
+		.msg_timeout_ms = o->msg_timeout_ms,
+	};
 	struct vfpm_msg m;
 	struct srv_reply r = { .iovcnt = 0 };
 	bool no_reply;
 	int err;
 
-	err = vfpm_sock_recv_msg(conn->sock, &m, conn->srv->max_msg_size);
+	err = vfpm_sock_recv_msg_limited(conn->sock, &m, &lim);
 	if (err == -EBADMSG || err == -E2BIG) {
 		/* The size cannot be believed: say why, then drop the stream. */
+		conn->bad_msg_size = m.hdr.msg_size;
 		send_error(conn, &m.hdr, err == -EBADMSG ? EINVAL : E2BIG);
 		return err;
 	}
@@ -178,6 +229,9 @@ static int serve_one(struct vfpm_server_conn *conn)
 
 	no_reply = m.hdr.flags & VFIO_USER_F_NO_REPLY;
 	err = process_msg(conn, &m, &r);
+	if (err < 0)
+		vfpm_logf(VFPM_LOG_DEBUG, "%s: command %u (msg_id %u) refused: %s", conn->who,
+			  m.hdr.command, m.hdr.msg_id, strerror(-err));
 	/* Fds the handler did not take are closed here, whatever happened. */
 	vfpm_msg_release(&m);
 	if (!no_reply)
@@ -208,6 +262,7 @@ static void conn_teardown(struct vfpm_server_conn *conn)
 	conn->dma_sock = -1;
 	conn->finished = true;
 	srv->live--;
+	srv_budget_put_connection();
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
 	/* Let the accept loop join this thread. */
@@ -218,9 +273,20 @@ static void conn_teardown(struct vfpm_server_conn *conn)
 static void conn_serve(struct vfpm_server_conn *conn)
 {
 	struct vfpm_server *srv = conn->srv;
+	const char *why;
+	char buf[160];
+	int err;
 
-	while (serve_one(conn) == 0)
+	while ((err = serve_one(conn)) == 0)
 		;
+	why = drop_reason(conn, err, buf, sizeof(buf));
+	if (why) {
+		static struct vfpm_ratelimit rl;
+
+		vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: %s; disconnected", conn->who, why);
+	} else {
+		vfpm_logf(VFPM_LOG_INFO, "%s: disconnected", conn->who);
+	}
 	if (conn->inst && srv->opts.on_disconnect)
 		srv->opts.on_disconnect(conn, srv->opts.opaque);
 	conn_teardown(conn);
@@ -270,6 +336,9 @@ static struct vfpm_server_conn *conn_new(struct vfpm_server *srv, int sock)
 	conn->srv = srv;
 	conn->sock = sock;
 	conn->dma_sock = -1;
+	conn->accepted_ms = vfpm_sock_now_ms();
+	srv_describe_peer(srv, sock, &conn->peer_pid, &conn->peer_uid, conn->who,
+			  sizeof(conn->who));
 	pthread_mutex_init(&conn->dma_sock_lock, NULL);
 	vfpm_caps_defaults(&conn->peer);
 	return conn;
@@ -297,31 +366,100 @@ static bool peer_allowed(const struct vfpm_server *srv, int sock)
 }
 
 /*
+ * Take a place for a new connection on srv: within the device's limit and
+ * the process's budget (srv->lock held).  0, or -EUSERS with the reason.
+ */
+static int conn_admit_locked(struct vfpm_server *srv, const char **why)
+{
+	if (srv->live >= srv->opts.max_connections) {
+		*why = "this device's connection limit";
+		return -EUSERS;
+	}
+	if (!srv_budget_take_connection()) {
+		*why = "the process's connection budget";
+		return -EUSERS;
+	}
+	return 0;
+}
+
+static void log_refused(const struct vfpm_server *srv, int sock, const char *why)
+{
+	static struct vfpm_ratelimit rl;
+	char who[160];
+	pid_t pid;
+	uid_t uid;
+
+	if (!vfpm_log_enabled(VFPM_LOG_WARNING))
+		return;
+	srv_describe_peer(srv, sock, &pid, &uid, who, sizeof(who));
+	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: %s", who, why);
+}
+
+/* Out of fds: drop the newest connection, so that the queue never stalls. */
+static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
+{
+	static struct vfpm_ratelimit rl;
+	int sock = srv_accept_with_reserve(srv->listen_fd);
+
+	if (sock < 0)
+		return false;	/* no reserve either: pause until a connection ends */
+	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: the process is out of "
+		     "file descriptors (%s); the newest connection was closed", srv->name,
+		     strerror(err));
+	close(sock);
+	return true;
+}
+
+/*
  * Accept one connection.  false when accepting should pause: out of fds or
- * memory, the pending connection stays queued until a connection finishes
- * (polling the listening socket meanwhile would spin).
+ * memory even with the reserve given up, the pending connection stays
+ * queued until a connection finishes (polling the listening socket
+ * meanwhile would spin).
  */
 static bool accept_one(struct vfpm_server *srv)
 {
 	struct vfpm_server_conn *conn;
+	const char *why = NULL;
 	int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int err;
 
-	if (sock < 0)
-		return !(errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM);
+	if (sock < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			return accept_at_fd_limit(srv, errno);
+		return !(errno == ENOBUFS || errno == ENOMEM);
+	}
 	if (!peer_allowed(srv, sock)) {
 		/* Refused before anything is read or opened: the client sees the close. */
+		log_refused(srv, sock, "its uid is not allowed");
+		close(sock);
+		return true;
+	}
+	pthread_mutex_lock(&srv->lock);
+	err = srv->stopping ? -ESHUTDOWN : conn_admit_locked(srv, &why);
+	pthread_mutex_unlock(&srv->lock);
+	if (err) {
+		if (why)
+			log_refused(srv, sock, why);
 		close(sock);
 		return true;
 	}
 	conn = conn_new(srv, sock);
 	if (!conn) {
+		log_refused(srv, sock, "out of memory");
+		srv_budget_put_connection();
 		close(sock);
 		return false;
 	}
 
 	pthread_mutex_lock(&srv->lock);
-	if (srv->stopping || pthread_create(&conn->thread, NULL, conn_thread, conn)) {
+	err = srv->stopping ? ESHUTDOWN : pthread_create(&conn->thread, &srv->thread_attr,
+							  conn_thread, conn);
+	if (err) {
 		pthread_mutex_unlock(&srv->lock);
+		if (err != ESHUTDOWN)
+			vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: cannot start its "
+				  "thread (%s)", conn->who, strerror(err));
+		srv_budget_put_connection();
 		close(sock);
 		conn_free(conn);
 		return true;
@@ -331,6 +469,7 @@ static bool accept_one(struct vfpm_server *srv)
 	srv->live++;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
+	vfpm_logf(VFPM_LOG_INFO, "%s: connected", conn->who);
 	return true;
 }
 
@@ -463,12 +602,12 @@ void vfpm_server_stop(struct vfpm_server *srv)
 int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
 {
 	struct vfpm_server_conn *conn, **pp;
-	int type = 0;
+	const char *why = NULL;
+	int type = 0, err;
 	socklen_t len = sizeof(type);
 
 	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
-		int err = -errno;
-
+		err = -errno;
 		close(sock);
 		return err;
 	}
@@ -477,6 +616,7 @@ int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
 		return -EINVAL;
 	}
 	if (!peer_allowed(srv, sock)) {
+		log_refused(srv, sock, "its uid is not allowed");
 		close(sock);
 		return -EACCES;
 	}
@@ -489,11 +629,14 @@ int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
 	conn->on_caller = true;
 
 	pthread_mutex_lock(&srv->lock);
-	if (srv->stopping) {
+	err = srv->stopping ? -ESHUTDOWN : conn_admit_locked(srv, &why);
+	if (err) {
 		pthread_mutex_unlock(&srv->lock);
+		if (why)
+			vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: %s", conn->who, why);
 		close(sock);
 		conn_free(conn);
-		return -ESHUTDOWN;
+		return err;
 	}
 	conn->next = srv->conns;
 	srv->conns = conn;
@@ -597,6 +740,13 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 	}
 	if (!srv->opts.socket_mode)
 		srv->opts.socket_mode = 0600;
+	if (!srv->opts.max_connections)
+		srv->opts.max_connections = SRV_DEF_MAX_CONNECTIONS;
+	if (!srv->opts.version_timeout_ms)
+		srv->opts.version_timeout_ms = SRV_DEF_VERSION_TIMEOUT_MS;
+	if (!srv->opts.msg_timeout_ms)
+		srv->opts.msg_timeout_ms = SRV_DEF_MSG_TIMEOUT_MS;
+	snprintf(srv->name, sizeof(srv->name), "server %p", (void *)srv);
 	srv->dev = dev;
 	vfpm_caps_defaults(&srv->caps);
 	srv->caps.max_msg_fds = srv->opts.max_msg_fds ? srv->opts.max_msg_fds : SRV_DEF_MAX_MSG_FDS;
@@ -604,8 +754,8 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 		srv->caps.max_msg_fds = VFPM_SOCK_MAX_FDS;
 	if (srv->opts.max_data_xfer_size)
 		srv->caps.max_data_xfer_size = srv->opts.max_data_xfer_size;
-	if (srv->opts.max_dma_maps)
-		srv->caps.max_dma_maps = srv->opts.max_dma_maps;
+	srv->caps.max_dma_maps = srv->opts.max_dma_maps ? srv->opts.max_dma_maps :
+				 SRV_DEF_MAX_DMA_MAPS;
 	srv->caps.pgsizes = SRV_PGSIZES;
 	srv->caps.write_multiple = true;
 	srv->max_msg_size = VFIO_USER_HDR_SIZE + (size_t)srv->caps.max_data_xfer_size +
@@ -621,6 +771,10 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 	}
 	pthread_mutex_init(&srv->lock, NULL);
 	cond_init_monotonic(&srv->cond);
+	/* Connection threads need little stack; a model that needs more makes its own. */
+	pthread_attr_init(&srv->thread_attr);
+	pthread_attr_setstacksize(&srv->thread_attr, SRV_CONN_STACK);
+	srv_reserve_fd_init();
 	*out = srv;
 	return 0;
 }
@@ -628,6 +782,7 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 /* Undo server_alloc (the listening fd is the caller's to close). */
 static void server_free(struct vfpm_server *srv)
 {
+	pthread_attr_destroy(&srv->thread_attr);
 	close(srv->wake_fd);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);
@@ -648,6 +803,7 @@ int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
 	if (err)
 		return err;
 	srv->path = strdup(socket_path);
+	snprintf(srv->name, sizeof(srv->name), "%s", socket_path);
 	if (!srv->path) {
 		server_free(srv);
 		return -ENOMEM;
@@ -660,6 +816,20 @@ int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
 	}
 	*out = srv;
 	return 0;
+}
+
+/* The listening socket's path, or "fd N", names the server in the log. */
+static void server_name_from_fd(struct vfpm_server *srv, int fd)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	socklen_t len = sizeof(addr);
+
+	if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0 &&
+	    len > offsetof(struct sockaddr_un, sun_path) && addr.sun_path[0])
+		snprintf(srv->name, sizeof(srv->name), "%.*s",
+			 (int)(len - offsetof(struct sockaddr_un, sun_path)), addr.sun_path);
+	else
+		snprintf(srv->name, sizeof(srv->name), "fd %d", fd);
 }
 
 int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
@@ -686,6 +856,7 @@ int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 		return err;
 	fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
 	srv->listen_fd = listen_fd;
+	server_name_from_fd(srv, listen_fd);
 	*out = srv;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "server_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -30,8 +31,11 @@ int srv_dma_init(struct dma_table *t, uint32_t max)
 	return -pthread_rwlock_init(&t->lock, NULL);
 }
 
+/* Unmap a window (the table's write side held: no access is in progress). */
 static void region_unmap(struct dma_region *reg)
 {
+	vfpm_memguard_remove(reg->guard);
+	reg->guard = NULL;
 	if (reg->map)
 		munmap(reg->map, reg->size);
 	reg->map = NULL;
@@ -43,6 +47,7 @@ void srv_dma_destroy(struct dma_table *t)
 	pthread_rwlock_wrlock(&t->lock);
 	for (unsigned int i = 0; i < t->count; i++)
 		region_unmap(&t->regions[i]);
+	srv_budget_put_dma_maps(t->count);
 	free(t->regions);
 	t->regions = NULL;
 	t->count = t->cap = 0;
@@ -95,11 +100,12 @@ static int table_insert(struct dma_table *t, const struct dma_region *reg)
 
 /*
  * Does [offset, offset + size) lie within the file?  A window reaching past
- * the end of the file would be mapped all the same, and the first model
- * access beyond it would kill the server with SIGBUS.  Only regular files
- * (memfds included) have a size to check.  A client that shrinks the file
- * after the map can still cause that fault, as with any server that maps
- * client memory; a client that cares seals its memfd (F_SEAL_SHRINK).
+ * the end of the file would be mapped all the same, and every model access
+ * beyond it would fault.  Only regular files (memfds included) have a size
+ * to check.  A client that shrinks the file after the map makes the same
+ * fault happen later: the mapping is guarded memory (base.h), so the access
+ * that faults reads zeros, the window is marked lost and the access fails
+ * with -EFAULT, as does every later one (dma_walk).
  */
 static bool window_fits_file(int fd, uint64_t offset, uint64_t size)
 {
@@ -114,13 +120,14 @@ static bool window_fits_file(int fd, uint64_t offset, uint64_t size)
 
 int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 {
+	static struct vfpm_ratelimit map_rl;
 	const uint32_t known = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE;
 	struct dma_table *t = &conn->dma;
 	struct vfio_user_dma_map req;
 	struct dma_region reg;
 	uint64_t pg = t->min_pgsize;
 	int prot = 0;
-	int err;
+	int err = 0;
 
 	if (m->len < sizeof(req) || m->nfds > 1)
 		return -EINVAL;
@@ -147,6 +154,17 @@ int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 		goto out;
 	}
 	if (t->count >= t->max) {
+		vfpm_logf_rl(&map_rl, VFPM_LOG_WARNING, "%s: DMA_MAP refused: the connection has "
+			     "max_dma_maps (%u) windows (ENOSPC)", conn->who, t->max);
+		err = -ENOSPC;
+		goto out;
+	}
+	if (!srv_budget_take_dma_map()) {
+		struct vfpm_transport_limits lim;
+
+		vfpm_transport_get_limits(&lim);
+		vfpm_logf_rl(&map_rl, VFPM_LOG_WARNING, "%s: DMA_MAP refused: the process has its "
+			     "budget of %u DMA windows in use (ENOSPC)", conn->who, lim.max_dma_maps);
 		err = -ENOSPC;
 		goto out;
 	}
@@ -155,12 +173,19 @@ int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 		if (reg.map == MAP_FAILED) {
 			reg.map = NULL;
 			err = -errno;
+			vfpm_logf_rl(&map_rl, VFPM_LOG_WARNING, "%s: DMA_MAP refused: cannot map "
+				     "the window's fd (%s)", conn->who, strerror(-err));
+			srv_budget_put_dma_maps(1);
 			goto out;
 		}
+		err = vfpm_memguard_add(reg.map, req.size, prot, &reg.guard);
 	}
-	err = table_insert(t, &reg);
-	if (err)
+	if (!err)
+		err = table_insert(t, &reg);
+	if (err) {
 		region_unmap(&reg);
+		srv_budget_put_dma_maps(1);
+	}
 out:
 	pthread_rwlock_unlock(&t->lock);
 	/* The fd itself is closed with the message: the mapping keeps the memory. */
@@ -188,6 +213,7 @@ int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_
 	i = first_ending_after(t, req.addr);
 	if (i < t->count && t->regions[i].addr == req.addr && t->regions[i].size == req.size) {
 		region_unmap(&t->regions[i]);
+		srv_budget_put_dma_maps(1);
 		memmove(&t->regions[i], &t->regions[i + 1], (t->count - i - 1) * sizeof(t->regions[0]));
 		t->count--;
 	} else {
@@ -285,6 +311,19 @@ static int twin_dma(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, 
 /* ---- DMA for device models ---- */
 
 /*
+ * The client shrank the file behind a window: its pages read as zeros (the
+ * guard), so every access to it fails from now on.  Logged once per window.
+ */
+static int dma_window_lost(struct vfpm_server_conn *conn, struct dma_region *reg)
+{
+	if (!atomic_exchange(&reg->loss_logged, true))
+		vfpm_logf(VFPM_LOG_WARNING, "%s: the file behind DMA window [%#" PRIx64 ", %#" PRIx64
+			  ") was truncated by the client; DMA to it fails with EFAULT until it is "
+			  "unmapped", conn->who, reg->addr, reg->addr + reg->size);
+	return -EFAULT;
+}
+
+/*
  * Check that [addr, addr + len) lies in accessible windows (0 or -errno);
  * with buf, copy between it and client memory (write selects the direction).
  */
@@ -315,6 +354,8 @@ static int dma_walk(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, 
 			memcpy((uint8_t *)reg->map + off, buf, n);
 		else if (buf)
 			memcpy(buf, (const uint8_t *)reg->map + off, n);
+		if (!err && reg->guard && vfpm_memguard_faults(reg->guard))
+			err = dma_window_lost(conn, (struct dma_region *)reg);
 		if (err)
 			return err;
 		if (buf)

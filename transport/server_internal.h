@@ -7,6 +7,7 @@
 #define VFPM_TRANSPORT_SERVER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -14,11 +15,19 @@
 #include <vfpm/device.h>
 #include <vfpm/transport.h>
 
+#include "base.h"
 #include "negotiate.h"
 #include "tran_sock.h"
 #include "wire.h"
 
 #define SRV_DEF_MAX_MSG_FDS 16u
+/* Defaults of the per-device limits (struct vfpm_server_opts). */
+#define SRV_DEF_MAX_DMA_MAPS 16384u
+#define SRV_DEF_MAX_CONNECTIONS 64u
+#define SRV_DEF_VERSION_TIMEOUT_MS 5000u
+#define SRV_DEF_MSG_TIMEOUT_MS 10000u
+/* Stack of a connection thread: requests run on it, models included. */
+#define SRV_CONN_STACK (1024u * 1024u)
 
 /* One DMA_MAP window. */
 struct dma_region {
@@ -27,6 +36,9 @@ struct dma_region {
 	uint64_t offset;	/* in the client's fd */
 	uint32_t flags;		/* VFIO_USER_DMA_F_* */
 	void *map;		/* the mmap of the client's fd, NULL when none was given */
+	/* map is guarded: the client can shrink the file under it (base.h). */
+	struct vfpm_memguard *guard;
+	atomic_bool loss_logged;	/* a fault in it was reported */
 };
 
 struct dma_table {
@@ -49,9 +61,16 @@ struct vfpm_server_conn {
 	struct vfpm_instance *inst;	/* set by the connection thread before on_connect */
 	void *priv;			/* the model's; set and read by the model */
 
+	/* Immutable once accepted: who the peer is, for the log. */
+	pid_t peer_pid;
+	uid_t peer_uid;
+	char who[160];			/* "SERVER: client pid P uid U" */
+	int64_t accepted_ms;		/* vfpm_sock_now_ms() at accept */
+
 	/* Connection thread only. */
 	bool negotiated;
 	bool close_after_reply;
+	uint32_t bad_msg_size;		/* the msg_size that ended the connection */
 	struct vfpm_caps peer;		/* the client's capabilities */
 	struct dma_table dma;
 
@@ -84,7 +103,9 @@ struct vfpm_server {
 	char *path;			/* immutable */
 	int listen_fd;			/* immutable */
 	int wake_fd;			/* eventfd: stop requested or a connection finished */
-	struct vfpm_server_opts opts;	/* immutable; allowed_uids points to our own copy */
+	struct vfpm_server_opts opts;	/* immutable; allowed_uids points to our own copy,
+					   and every limit has its value (no 0) */
+	char name[112];			/* immutable: the socket path, for the log */
 	struct vfpm_caps caps;		/* immutable: what the server states */
 	size_t max_msg_size;		/* immutable */
 
@@ -98,6 +119,7 @@ struct vfpm_server {
 	bool running;			/* inside vfpm_server_run */
 	bool started;			/* run_thread exists */
 	pthread_t run_thread;
+	pthread_attr_t thread_attr;	/* immutable: of connection threads */
 };
 
 /* A reply payload: up to two pieces and the fds that go with it. */
@@ -124,6 +146,23 @@ size_t srv_reply_max(const struct vfpm_server_conn *conn);
  */
 int srv_conn_open_instance(struct vfpm_server_conn *conn);
 int srv_dispatch_command(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
+
+/* Process-wide budgets and the reserve fd (server_limits.c). */
+bool srv_budget_take_connection(void);
+void srv_budget_put_connection(void);
+bool srv_budget_take_dma_map(void);
+void srv_budget_put_dma_maps(unsigned int n);
+/* Hold the reserve fd (once per process). */
+void srv_reserve_fd_init(void);
+/*
+ * Out of fds: give up the reserve for a moment to accept the connection
+ * that is waiting (the caller closes it), then take the reserve back.  The
+ * connection's fd or -1.
+ */
+int srv_accept_with_reserve(int listen_fd);
+/* Who is at the other end of sock: pid, uid, and "SERVER: client pid P uid U" in who. */
+void srv_describe_peer(const struct vfpm_server *srv, int sock, pid_t *pid, uid_t *uid,
+		       char *who, size_t len);
 
 /* DMA mappings (server_dma.c). */
 int srv_dma_init(struct dma_table *t, uint32_t max);

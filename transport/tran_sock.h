@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
 #include "wire.h"
@@ -47,6 +48,25 @@ int vfpm_msg_take_fd(struct vfpm_msg *m, unsigned int i);
  * On every error the message owns nothing (its fds are closed).
  */
 int vfpm_sock_recv_msg(int sock, struct vfpm_msg *m, size_t max_size);
+
+/* What a receiver will put up with (the server's defence against its clients). */
+struct vfpm_recv_limits {
+	size_t max_size;		/* msg_size above it: -E2BIG */
+	/*
+	 * Fds kept for the message; further ones are never installed in the
+	 * process (or closed at once) and the message is marked fds_truncated.
+	 */
+	unsigned int max_fds;
+	/* Monotonic ms by which every byte must be in, the first one included; 0: none. */
+	int64_t deadline_ms;
+	/* Once the first byte is in, the rest must follow within this; 0: no limit. */
+	unsigned int msg_timeout_ms;
+};
+
+/* vfpm_sock_recv_msg within limits; a deadline that passes is -ETIMEDOUT. */
+int vfpm_sock_recv_msg_limited(int sock, struct vfpm_msg *m, const struct vfpm_recv_limits *lim);
+/* CLOCK_MONOTONIC in ms, the clock of the deadlines. */
+int64_t vfpm_sock_now_ms(void);
 
 /*
  * Send one message: hdr (its msg_size is set from the iovecs), the iovecs as

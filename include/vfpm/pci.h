@@ -55,6 +55,8 @@ struct vfpm_pci_bar_desc {
 };
 
 struct vfpm_pci_desc {
+	/* The device's name in the log (copied); NULL: "pci VENDOR:DEVICE". */
+	const char *name;
 	uint16_t vendor_id, device_id;
 	uint16_t subsystem_vendor_id, subsystem_id;
 	uint8_t revision;

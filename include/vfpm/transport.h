@@ -39,10 +39,31 @@ struct vfpm_server_conn;
 struct vfpm_server_opts {
 	/* Permissions of the socket file; 0 means 0600.  Set whatever the umask. */
 	mode_t socket_mode;
-	/* Capabilities the server states in VERSION; 0 means the default. */
+	/*
+	 * Capabilities the server states in VERSION, and holds clients to; 0
+	 * means the default.  A message with more fds than max_msg_fds is
+	 * refused with EINVAL, and the fds beyond it are never installed in
+	 * the process (they are dropped as they arrive).
+	 */
 	uint32_t max_msg_fds;		/* default 16 (at most 253) */
 	uint32_t max_data_xfer_size;	/* default 1 MiB */
-	uint32_t max_dma_maps;		/* default 65535 */
+	uint32_t max_dma_maps;		/* per connection; default 16384 */
+	/*
+	 * Limits on what one client can hold (0: the default).  A client over
+	 * one is disconnected, or its connection refused, and the log says
+	 * who and why (<vfpm/log.h>).
+	 *  max_connections: live connections to this device (default 64); one
+	 *    more is accepted and closed at once.  The process has its own
+	 *    budget over all devices (vfpm_transport_set_limits).
+	 *  version_timeout_ms: a client must have completed VERSION this long
+	 *    after it connected (default 5000).
+	 *  msg_timeout_ms: once a message's first byte is in, the rest of it
+	 *    must follow within this (default 10000).  An idle connection
+	 *    between two messages is never timed out.
+	 */
+	unsigned int max_connections;
+	unsigned int version_timeout_ms;
+	unsigned int msg_timeout_ms;
 	/*
 	 * Who may connect, beyond the socket file's permissions: when
 	 * n_allowed_uids is not 0, only a peer whose uid (SO_PEERCRED, as it
@@ -63,6 +84,30 @@ struct vfpm_server_opts {
 	void (*on_disconnect)(struct vfpm_server_conn *conn, void *opaque);
 	void *opaque;
 };
+
+/*
+ * Budgets of the whole process, shared by every server in it (the fd table
+ * and vm.max_map_count are the process's, whichever device uses them up).
+ *  max_connections: live connections over all servers.  Default: what the
+ *    fd limit (RLIMIT_NOFILE, as it is when first needed) leaves room for,
+ *    (limit - 64) / 4.  A connection over it is accepted and closed at once.
+ *    When the fd table is full all the same, a reserve fd is given up for a
+ *    moment to accept and close the newest connection, so that every
+ *    device's listening socket keeps being served.
+ *  max_dma_maps: DMA windows over all connections.  Default: half of
+ *    vm.max_map_count, so that thread stacks and libraries still find room.
+ *    A DMA_MAP over it fails with ENOSPC.
+ * 0 in a field selects its default.  New values apply to what comes next.
+ */
+struct vfpm_transport_limits {
+	unsigned int max_connections;
+	unsigned int max_dma_maps;
+};
+
+/* The budgets in force. */
+void vfpm_transport_get_limits(struct vfpm_transport_limits *lim);
+/* Set the budgets; -EINVAL for NULL. */
+int vfpm_transport_set_limits(const struct vfpm_transport_limits *lim);
 
 /*
  * Create the listening socket at socket_path for dev (opts may be NULL).  A
@@ -94,7 +139,7 @@ int vfpm_server_start(struct vfpm_server *srv);
  * server owns sock from the call on and closes it, whatever the outcome.
  * Any number of threads may do this at once, with or without
  * vfpm_server_run.  0 once the connection is torn down; -EACCES when the
- * peer's uid is not allowed, -ESHUTDOWN when the server is stopping,
+ * peer's uid is not allowed, -EUSERS when a connection limit is reached, -ESHUTDOWN when the server is stopping,
  * -EINVAL / -ENOTSOCK when sock is not a stream socket, -ENOMEM (nothing
  * is served then).
  * Not from a server or device callback.
