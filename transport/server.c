@@ -263,6 +263,7 @@ static void conn_teardown(struct vfpm_server_conn *conn)
 	conn->finished = true;
 	srv->live--;
 	srv_budget_put_connection();
+	srv_reserve_fd_refill();
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
 	/* Let the accept loop join this thread. */
@@ -399,14 +400,13 @@ static void log_refused(const struct vfpm_server *srv, int sock, const char *why
 static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
 {
 	static struct vfpm_ratelimit rl;
-	int sock = srv_accept_with_reserve(srv->listen_fd);
+	char who[160];
 
-	if (sock < 0)
+	if (!srv_drop_with_reserve(srv, who, sizeof(who)))
 		return false;	/* no reserve either: pause until a connection ends */
 	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: the process is out of "
-		     "file descriptors (%s); the newest connection was closed", srv->name,
+		     "file descriptors (%s); the newest connection was closed", who,
 		     strerror(err));
-	close(sock);
 	return true;
 }
 

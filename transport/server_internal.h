@@ -155,11 +155,13 @@ void srv_budget_put_dma_maps(unsigned int n);
 /* Hold the reserve fd (once per process). */
 void srv_reserve_fd_init(void);
 /*
- * Out of fds: give up the reserve for a moment to accept the connection
- * that is waiting (the caller closes it), then take the reserve back.  The
- * connection's fd or -1.
+ * Out of fds: give up the reserve for a moment to accept and close the
+ * connection that is waiting on srv, then take the reserve back.  true when
+ * one was dropped (who says whose).
  */
-int srv_accept_with_reserve(int listen_fd);
+bool srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len);
+/* Take the reserve fd back if an earlier try found no fd free (a connection ended). */
+void srv_reserve_fd_refill(void);
 /* Who is at the other end of sock: pid, uid, and "SERVER: client pid P uid U" in who. */
 void srv_describe_peer(const struct vfpm_server *srv, int sock, pid_t *pid, uid_t *uid,
 		       char *who, size_t len);

@@ -25,12 +25,6 @@
  */
 #define FDS_PER_CONN 4u
 
-static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
-static atomic_uint max_connections;	/* written by set_limits, read when accepting */
-static atomic_uint max_dma_maps;
-static atomic_uint live_connections;
-static atomic_uint live_dma_maps;
-
 /*
  * The reserve: one fd held open (/dev/null) and given up for a moment when
  * the process runs out, to accept and close the connection that is waiting,
@@ -39,6 +33,12 @@ static atomic_uint live_dma_maps;
  */
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static int reserve_fd = -1;
+
+static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
+static atomic_uint max_connections;	/* written by set_limits, read when accepting */
+static atomic_uint max_dma_maps;
+static atomic_uint live_connections;
+static atomic_uint live_dma_maps;
 
 static unsigned int default_max_connections(void)
 {
@@ -74,6 +74,9 @@ static void limits_init(void)
 {
 	atomic_store(&max_connections, default_max_connections());
 	atomic_store(&max_dma_maps, default_max_dma_maps());
+	pthread_mutex_lock(&reserve_lock);
+	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&reserve_lock);
 }
 
 void vfpm_transport_get_limits(struct vfpm_transport_limits *lim)
@@ -130,24 +133,39 @@ void srv_budget_put_dma_maps(unsigned int n)
 
 void srv_reserve_fd_init(void)
 {
-	pthread_mutex_lock(&reserve_lock);
-	if (reserve_fd < 0)
-		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pthread_mutex_unlock(&reserve_lock);
+	pthread_once(&limits_once, limits_init);
 }
 
-int srv_accept_with_reserve(int listen_fd)
+bool srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len)
 {
-	int sock = -1;
+	bool dropped = false;
+	int sock;
 
 	pthread_mutex_lock(&reserve_lock);
 	if (reserve_fd >= 0) {
 		close(reserve_fd);
-		sock = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (sock >= 0) {
+			pid_t pid;
+			uid_t uid;
+
+			srv_describe_peer(srv, sock, &pid, &uid, who, len);
+			/* Closed before the reserve is taken back: it needs that fd. */
+			close(sock);
+			dropped = true;
+		}
 		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 	pthread_mutex_unlock(&reserve_lock);
-	return sock;
+	return dropped;
+}
+
+void srv_reserve_fd_refill(void)
+{
+	pthread_mutex_lock(&reserve_lock);
+	if (reserve_fd < 0)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&reserve_lock);
 }
 
 /* ---- who is at the other end ---- */

@@ -98,6 +98,9 @@ struct vfpm_server_opts {
  *    vm.max_map_count, so that thread stacks and libraries still find room.
  *    A DMA_MAP over it fails with ENOSPC.
  * 0 in a field selects its default.  New values apply to what comes next.
+ * The process keeps one fd for the reserve (/dev/null) from the first call
+ * that needs the budgets on: vfpm_transport_get_limits or _set_limits, or
+ * the first server created.
  */
 struct vfpm_transport_limits {
 	unsigned int max_connections;
