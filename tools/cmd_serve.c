@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <vfpm/devices.h>
+#include <vfpm/log.h>
 #include <vfpm/transport.h>
 
 #define SERVE_MAX_DEVICES 16
@@ -31,7 +33,23 @@ static const char serve_usage[] =
 	"                     name; repeatable); others are disconnected before the\n"
 	"                     device is opened (default: anyone who can open the socket)\n"
 	"  --ready-file PATH  write the word 'ready' there once every socket listens\n"
+	"  --log-level LEVEL  what goes to stderr: error, warning, notice, info or\n"
+	"                     debug (default: info); every refused or dropped client\n"
+	"                     is logged at warning with who and why\n"
 	"  -h, --help         this text\n"
+	"\n"
+	"Limits on clients (0 or absent: the default; a client over one is refused or\n"
+	"disconnected, and the log says who and why):\n"
+	"  --max-connections N        live connections per device (default 64)\n"
+	"  --max-total-connections N  live connections over all devices\n"
+	"                             (default: (fd limit - 64) / 4)\n"
+	"  --version-timeout MS       time from connecting to VERSION done (default 5000)\n"
+	"  --msg-timeout MS           time from a message's first byte to its last\n"
+	"                             (default 10000)\n"
+	"  --max-msg-fds N            fds one message may carry (default 16, at most 253)\n"
+	"  --max-dma-maps N           DMA windows per connection (default 16384)\n"
+	"  --max-total-dma-maps N     DMA windows over all connections\n"
+	"                             (default: half of vm.max_map_count)\n"
 	"\n"
 	"Systemd socket activation: when LISTEN_FDS and LISTEN_PID are set, the\n"
 	"listening sockets are fds 3, 4, ... in the order of the --device options.\n";
@@ -65,8 +83,56 @@ static int serve_parse_uid(const char *val, uid_t *uid)
 	return 0;
 }
 
+/* The numeric limit options: where each one's value goes. */
+struct serve_limits {
+	struct vfpm_transport_limits process;
+	enum vfpm_log_level log_level;
+};
+
+static unsigned int *serve_limit_field(const char *opt, struct vfpm_server_opts *opts,
+				       struct serve_limits *lim, unsigned long *max)
+{
+	*max = UINT32_MAX;
+	if (!strcmp(opt, "--max-connections"))
+		return &opts->max_connections;
+	if (!strcmp(opt, "--max-total-connections"))
+		return &lim->process.max_connections;
+	if (!strcmp(opt, "--version-timeout"))
+		return &opts->version_timeout_ms;
+	if (!strcmp(opt, "--msg-timeout"))
+		return &opts->msg_timeout_ms;
+	if (!strcmp(opt, "--max-dma-maps"))
+		return &opts->max_dma_maps;
+	if (!strcmp(opt, "--max-total-dma-maps"))
+		return &lim->process.max_dma_maps;
+	if (!strcmp(opt, "--max-msg-fds")) {
+		*max = 253;
+		return &opts->max_msg_fds;
+	}
+	return NULL;
+}
+
+static int serve_parse_log_level(const char *val, enum vfpm_log_level *level)
+{
+	static const struct { const char *name; enum vfpm_log_level level; } levels[] = {
+		{ "error", VFPM_LOG_ERR }, { "warning", VFPM_LOG_WARNING },
+		{ "notice", VFPM_LOG_NOTICE }, { "info", VFPM_LOG_INFO },
+		{ "debug", VFPM_LOG_DEBUG },
+	};
+
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (!strcmp(val, levels[i].name)) {
+			*level = levels[i].level;
+			return 0;
+		}
+	}
+	return cli_usage_error("serve", "--log-level wants error, warning, notice, info or "
+			       "debug, not '%s'", val);
+}
+
 static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigned int *ndev,
-		       struct vfpm_server_opts *opts, uid_t *uids, const char **ready_file)
+		       struct vfpm_server_opts *opts, struct serve_limits *lim, uid_t *uids,
+		       const char **ready_file)
 {
 	struct serve_device *cur = NULL;
 
@@ -74,14 +140,30 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		unsigned long max;
+		unsigned int *field = serve_limit_field(opt, opts, lim, &max);
 
 		if (strcmp(opt, "--device") && strcmp(opt, "--socket") && strcmp(opt, "--backend") &&
-		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file") && strcmp(opt, "--allow-uid"))
+		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file") && strcmp(opt, "--allow-uid") &&
+		    strcmp(opt, "--log-level") && !field)
 			return cli_usage_error("serve", "unknown option '%s'", opt);
 		if (!val)
 			return cli_usage_error("serve", "%s needs a value", opt);
 		i++;
-		if (!strcmp(opt, "--device")) {
+		if (field) {
+			char *end;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(val, &end, 10);
+			if (!*val || *end || errno || n > max || val[0] == '-')
+				return cli_usage_error("serve", "%s wants a number from 0 to %lu, "
+						       "not '%s'", opt, max, val);
+			*field = (unsigned int)n;
+		} else if (!strcmp(opt, "--log-level")) {
+			if (serve_parse_log_level(val, &lim->log_level))
+				return 1;
+		} else if (!strcmp(opt, "--device")) {
 			if (strcmp(val, "memory") && strcmp(val, "poller") && strcmp(val, "optout"))
 				return cli_usage_error("serve", "unknown device kind '%s' "
 						       "(memory, poller or optout)", val);
@@ -198,6 +280,7 @@ int cmd_serve(int argc, char **argv)
 {
 	struct serve_device devs[SERVE_MAX_DEVICES] = { 0 };
 	struct vfpm_server_opts opts = { .socket_mode = 0600 };
+	struct serve_limits lim = { .log_level = VFPM_LOG_INFO };
 	uid_t uids[SERVE_MAX_UIDS];
 	const char *ready_file = NULL;
 	unsigned int ndev = 0, started = 0;
@@ -208,9 +291,11 @@ int cmd_serve(int argc, char **argv)
 		fputs(serve_usage, stdout);
 		return 0;
 	}
-	status = serve_parse(argc, argv, devs, &ndev, &opts, uids, &ready_file);
+	status = serve_parse(argc, argv, devs, &ndev, &opts, &lim, uids, &ready_file);
 	if (status)
 		return status;
+	vfpm_log_set(vfpm_log_stderr, NULL, lim.log_level);
+	vfpm_transport_set_limits(&lim.process);
 	activated = serve_activation_fds();
 
 	/* Block the stop signals before any thread starts, then wait for one here. */
