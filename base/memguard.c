@@ -46,8 +46,8 @@ static uintptr_t page_size;
  * appending chunks.
  */
 static pthread_mutex_t add_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vfpm_memguard **free_slots;
-static size_t n_free, cap_free;
+static struct vfpm_memguard **free_slots;	/* room for every slot there is */
+static size_t n_free, cap_free, n_slots;
 static bool installed;
 static struct sigaction previous;	/* written once, before the handler can run */
 
@@ -129,10 +129,10 @@ static int grow_locked(void)
 	struct vfpm_memguard **fs;
 	struct guard_chunk *_Atomic *tail;
 
-	if (cap_free < n_free + CHUNK_SLOTS) {
+	if (cap_free < n_slots + CHUNK_SLOTS) {
 		size_t cap = cap_free ? cap_free * 2 : CHUNK_SLOTS;
 
-		while (cap < n_free + CHUNK_SLOTS)
+		while (cap < n_slots + CHUNK_SLOTS)
 			cap *= 2;
 		fs = realloc(free_slots, cap * sizeof(*fs));
 		if (!fs)
@@ -145,6 +145,7 @@ static int grow_locked(void)
 		return -ENOMEM;
 	for (unsigned int i = CHUNK_SLOTS; i-- > 0;)
 		free_slots[n_free++] = &c->slots[i];
+	n_slots += CHUNK_SLOTS;
 	/* Published last: the handler may walk the list at any moment. */
 	for (tail = &chunks; atomic_load(tail); tail = &atomic_load(tail)->next)
 		;

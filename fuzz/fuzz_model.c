@@ -9,26 +9,46 @@
 #include <string.h>
 
 #define FM_BAR2_SIZE 4096u
+#define FM_MAX_CONNS 8
 
 struct fuzz_model {
-	pthread_mutex_t lock;	/* protects regs and conn */
+	/*
+	 * Protects regs and conns.  Held across a DMA, so a connection's
+	 * on_disconnect (which takes it) waits until no DMA uses that
+	 * connection any more.
+	 */
+	pthread_mutex_t lock;
 	uint8_t regs[FM_BAR2_SIZE];
-	struct vfpm_server_conn *conn;
+	struct vfpm_server_conn *conns[FM_MAX_CONNS];	/* live ones, NULL: free slot */
 };
 
-/* Called with m->lock held: DMA between the register file and the client. */
+/*
+ * The connection whose request the calling thread serves: the server calls
+ * on_connect, and every request of that connection, on the connection's
+ * thread.
+ */
+static _Thread_local struct vfpm_server_conn *own_conn;
+
+/* Called with m->lock held: DMA between the register file and a client. */
 static void fm_dma(struct fuzz_model *m, uint32_t cmd)
 {
+	struct vfpm_server_conn *conn = own_conn;
 	uint64_t addr;
 	size_t len = cmd & 0xfff;
 
-	if (!m->conn)
+	for (unsigned int i = 0; (cmd & FM_DMA_OTHER_CONN) && i < FM_MAX_CONNS; i++) {
+		if (m->conns[i] && m->conns[i] != own_conn) {
+			conn = m->conns[i];
+			break;
+		}
+	}
+	if (!conn)
 		return;
 	memcpy(&addr, m->regs + FM_REG_DMA_ADDR, sizeof(addr));
-	if (cmd & 0x80000000u)
-		vfpm_server_dma_write(m->conn, addr, m->regs, len);
+	if (cmd & FM_DMA_TO_CLIENT)
+		vfpm_server_dma_write(conn, addr, m->regs, len);
 	else
-		vfpm_server_dma_read(m->conn, addr, m->regs, len);
+		vfpm_server_dma_read(conn, addr, m->regs, len);
 }
 
 static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset, void *buf,
@@ -142,7 +162,13 @@ void fuzz_model_on_connect(struct vfpm_server_conn *conn, void *opaque)
 	struct fuzz_model *m = vfpm_pci_model(opaque);
 
 	pthread_mutex_lock(&m->lock);
-	m->conn = conn;
+	for (unsigned int i = 0; i < FM_MAX_CONNS; i++) {
+		if (!m->conns[i]) {
+			m->conns[i] = conn;
+			break;
+		}
+	}
+	own_conn = conn;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -151,7 +177,11 @@ void fuzz_model_on_disconnect(struct vfpm_server_conn *conn, void *opaque)
 	struct fuzz_model *m = vfpm_pci_model(opaque);
 
 	pthread_mutex_lock(&m->lock);
-	if (m->conn == conn)
-		m->conn = NULL;
+	for (unsigned int i = 0; i < FM_MAX_CONNS; i++) {
+		if (m->conns[i] == conn)
+			m->conns[i] = NULL;
+	}
+	if (own_conn == conn)
+		own_conn = NULL;
 	pthread_mutex_unlock(&m->lock);
 }

@@ -3,12 +3,16 @@
  * The fuzz targets' PCI device model: every capability the PCI core has
  * (PM, MSI, MSI-X, PCIe with FLR), INTx, a mappable BAR0 (16 KiB), a
  * trapped BAR2 (4 KiB register file, plain memory) and a mappable BAR4 with
- * the MSI-X table.  A write to BAR2's FM_REG_DMA does DMA through the
- * connection set with fuzz_model_set_conn: FM_REG_DMA_ADDR (64-bit) is the
- * address, the value written the length (low 12 bits) and direction (bit 31:
- * to the client), the register file from offset 0 the buffer.  A trapped access while the device is not ACTIVE is the
- * bug the runtime PM core exists to prevent: the model aborts on it, so the
- * fuzzer reports it as a crash.
+ * the MSI-X table.  A write to BAR2's FM_REG_DMA does DMA through a client
+ * connection (fuzz_model_on_connect / _on_disconnect keep track of them):
+ * FM_REG_DMA_ADDR (64-bit) is the address, the value written the length
+ * (low 12 bits), the direction (bit 31: to the client) and the connection
+ * (bit 30 clear: the one whose request this is; set: another live one, when
+ * there is one, so that one client's request does DMA into another client's
+ * windows while that client maps, unmaps or goes away); the register file
+ * from offset 0 is the buffer.  A trapped access while the device is not
+ * ACTIVE is the bug the runtime PM core exists to prevent: the model aborts
+ * on it, so the fuzzer reports it as a crash.
  */
 #ifndef VFPM_FUZZ_MODEL_H
 #define VFPM_FUZZ_MODEL_H
@@ -18,6 +22,8 @@
 
 #define FM_REG_DMA_ADDR 0xff0
 #define FM_REG_DMA 0xff8
+#define FM_DMA_TO_CLIENT 0x80000000u
+#define FM_DMA_OTHER_CONN 0x40000000u
 
 int fuzz_model_create(struct vfpm_pci_dev **out);
 void fuzz_model_destroy(struct vfpm_pci_dev *pdev);

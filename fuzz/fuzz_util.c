@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "fuzz_util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Fds may grow by this much for reasons of the process (libFuzzer's own files). */
@@ -56,6 +59,93 @@ void fuzz_check_fds(int *baseline)
 		fprintf(stderr, "fuzz: fds leak: lowest free fd %d, was %d\n", fd, *baseline);
 		abort();
 	}
+}
+
+int fuzz_count_maps(const char *needle)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[1024];
+	bool whole = true;
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		/* A long line comes in pieces: count its first piece only. */
+		if (whole && (!needle || strstr(line, needle)))
+			n++;
+		whole = strchr(line, '\n') != NULL;
+	}
+	fclose(f);
+	return n;
+}
+
+void fuzz_check_maps(int *baseline, int slack)
+{
+	int n = fuzz_count_maps(NULL);
+
+	if (n < 0)
+		abort();
+	if (*baseline < 0)
+		*baseline = n;
+	else if (n > *baseline + slack) {
+		fprintf(stderr, "fuzz: mappings leak: %d lines in /proc/self/maps, were %d\n", n,
+			*baseline);
+		abort();
+	}
+}
+
+int fuzz_count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+void fuzz_check_threads(int *baseline)
+{
+	int n = fuzz_count_threads();
+
+	if (n < 0)
+		abort();
+	if (*baseline < 0) {
+		*baseline = n;
+		return;
+	}
+	/*
+	 * A thread that was joined a moment ago can still be listed until the
+	 * kernel has reaped it: give it a second.
+	 */
+	for (int i = 0; n > *baseline && i < 200; i++) {
+		fuzz_sleep_ms(5);
+		n = fuzz_count_threads();
+	}
+	if (n > *baseline) {
+		fprintf(stderr, "fuzz: threads leak: %d threads, were %d\n", n, *baseline);
+		abort();
+	}
+}
+
+void fuzz_sleep_ms(unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
 }
 
 uint8_t fuzz_u8(struct fuzz_in *in)

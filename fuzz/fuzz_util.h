@@ -14,6 +14,27 @@ void fuzz_drain(int sock);
  */
 void fuzz_check_fds(int *baseline);
 
+/*
+ * Lines of /proc/self/maps that contain needle (all of them when NULL); -1
+ * when it cannot be read.
+ */
+int fuzz_count_maps(const char *needle);
+/*
+ * Abort when /proc/self/maps has grown by more than slack lines over
+ * *baseline (-1 at first: the count now becomes it).  The allocator's own
+ * mappings come and go; a mapping leaked with every input does not.
+ */
+void fuzz_check_maps(int *baseline, int slack);
+/* Threads of the process (/proc/self/task), -1 when it cannot be read. */
+int fuzz_count_threads(void);
+/*
+ * Abort when the process has more threads than *baseline (-1 at first: the
+ * count now becomes it) for longer than a joined thread takes to disappear.
+ */
+void fuzz_check_threads(int *baseline);
+/* Sleep ms milliseconds, whatever signals come (libFuzzer's timers). */
+void fuzz_sleep_ms(unsigned int ms);
+
 /* Consume bytes from an input, zero once it is used up. */
 struct fuzz_in {
 	const uint8_t *p;

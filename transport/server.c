@@ -376,7 +376,7 @@ static int conn_admit_locked(struct vfpm_server *srv, const char **why)
 		*why = "this device's connection limit";
 		return -EUSERS;
 	}
-	if (!srv_budget_take_connection()) {
+	if (!srv_budget_take_connection(srv->live)) {
 		*why = "the process's connection budget";
 		return -EUSERS;
 	}

@@ -148,7 +148,15 @@ int srv_conn_open_instance(struct vfpm_server_conn *conn);
 int srv_dispatch_command(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
 
 /* Process-wide budgets and the reserve fd (server_limits.c). */
-bool srv_budget_take_connection(void);
+/*
+ * A place in the process's connection budget for a device that has
+ * device_live connections.  The last quarter of the budget (at most
+ * SRV_CONN_RESERVE_MAX) is kept for devices with fewer than SRV_CONN_FLOOR
+ * connections, so that one device's flood never locks the others out.
+ */
+#define SRV_CONN_FLOOR 4u
+#define SRV_CONN_RESERVE_MAX 256u
+bool srv_budget_take_connection(unsigned int device_live);
 void srv_budget_put_connection(void);
 bool srv_budget_take_dma_map(void);
 void srv_budget_put_dma_maps(unsigned int n);

@@ -111,9 +111,21 @@ static bool budget_take(atomic_uint *used, atomic_uint *max)
 	return true;
 }
 
-bool srv_budget_take_connection(void)
+bool srv_budget_take_connection(unsigned int device_live)
 {
-	return budget_take(&live_connections, &max_connections);
+	unsigned int max, reserve, n;
+
+	if (device_live < SRV_CONN_FLOOR)
+		return budget_take(&live_connections, &max_connections);
+	/* A device past its floor leaves the reserve to the devices below theirs. */
+	max = atomic_load(&max_connections);
+	reserve = max / 4 < SRV_CONN_RESERVE_MAX ? max / 4 : SRV_CONN_RESERVE_MAX;
+	n = atomic_load(&live_connections);
+	do {
+		if (n >= max - reserve)
+			return false;
+	} while (!atomic_compare_exchange_weak(&live_connections, &n, n + 1));
+	return true;
 }
 
 void srv_budget_put_connection(void)
