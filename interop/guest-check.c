@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: MIT
+/*
+ * guest-check: runs inside the Linux guest (static, no libc needed there)
+ * and looks at vfpm's memory device as QEMU's vfio-user client presents it,
+ * through sysfs only: no driver is bound.
+ *
+ *   guest-check [VVVV:DDDD]      (default 1b36:00f0, the memory device)
+ *
+ * Steps, each printed as "check: NAME: ok|FAIL ...":
+ *   enumerate  every PCI function, lspci -nn style; the device is found
+ *   config     config space read (size, header, capability lists)
+ *   command    COMMAND.MEM set through the sysfs config file
+ *   bar0       mmap of resource0: a pattern written and read back, and read
+ *              again through a second mapping
+ *   bar2       mmap of resource2: the ID register is "MEM0", the scratch
+ *              register keeps a write
+ *   d3hot      PMCSR written to D3hot: read back, the ID register read
+ *              (trapped: the server answers), back to D0, both BARs again
+ * With --d3-bar0 it then puts the device in D3hot once more and reads BAR0
+ * through the mapping (what a guest that touches a sleeping device does to
+ * QEMU; run last, it may end the VM).
+ *
+ * The last line is "guest-check: PASS" or "guest-check: FAIL (N failed)";
+ * the exit status is 0 or 1.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SYS_PCI "/sys/bus/pci/devices"
+
+/* Config space offsets and bits (the guest has no <linux/pci_regs.h> need). */
+#define CFG_COMMAND 0x04
+#define CFG_COMMAND_MEMORY 0x2
+#define CFG_STATUS 0x06
+#define CFG_STATUS_CAP_LIST 0x10
+#define CFG_CAP_PTR 0x34
+#define CAP_ID_PM 0x01
+#define PM_PMC 2
+#define PM_PMCSR 4
+#define PMCSR_STATE_MASK 0x3
+#define PMCSR_D3HOT 0x3
+#define PMCSR_PME_STATUS 0x8000
+
+#define MEMDEV_REG_ID 0x00
+#define MEMDEV_ID 0x4d454d30u /* "MEM0" */
+#define MEMDEV_REG_SCRATCH 0x100
+
+static unsigned int failures;
+static char dev_dir[300];
+static int cfg_fd = -1;
+
+static void check(const char *name, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("check: %s: %s", name, ok ? "ok" : "FAIL");
+	if (fmt && *fmt) {
+		printf(" (");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf(")");
+	}
+	printf("\n");
+	fflush(stdout);
+	if (!ok)
+		failures++;
+}
+
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("  ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* A sysfs attribute holding one hex number ("0x1b36\n"); -1 if unreadable. */
+static long read_hex_attr(const char *dir, const char *attr)
+{
+	char path[400], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 16);
+}
+
+/* A sysfs attribute as a string without its newline; "?" if unreadable. */
+static void read_str_attr(const char *dir, const char *attr, char *out, size_t len)
+{
+	char path[400];
+	ssize_t n;
+	int fd;
+
+	snprintf(out, len, "?");
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	n = read(fd, out, len - 1);
+	close(fd);
+	if (n <= 0) {
+		snprintf(out, len, "?");
+		return;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static int cfg_read(unsigned int off, void *buf, size_t len)
+{
+	return pread(cfg_fd, buf, len, off) == (ssize_t)len ? 0 : -1;
+}
+
+static uint8_t cfg8(unsigned int off)
+{
+	uint8_t v = 0xff;
+
+	cfg_read(off, &v, 1);
+	return v;
+}
+
+static uint16_t cfg16(unsigned int off)
+{
+	uint16_t v = 0xffff;
+
+	cfg_read(off, &v, 2);
+	return v;
+}
+
+static uint32_t cfg32(unsigned int off)
+{
+	uint32_t v = 0xffffffffu;
+
+	cfg_read(off, &v, 4);
+	return v;
+}
+
+static int cfg_write16(unsigned int off, uint16_t v)
+{
+	return pwrite(cfg_fd, &v, 2, off) == 2 ? 0 : -1;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Every function, lspci -nn style; remembers the one with VENDOR:DEVICE. */
+static void step_enumerate(long vendor, long device)
+{
+	struct dirent **names;
+	int n = scandir(SYS_PCI, &names, NULL, alphasort);
+	bool found = false;
+
+	if (n < 0) {
+		check("enumerate", false, "cannot list %s: %s", SYS_PCI, strerror(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		char dir[300], drv[300], driver[64] = "-";
+		ssize_t len;
+		long v, d, cls, sv, sd;
+
+		if (names[i]->d_name[0] == '.')
+			goto next;
+		snprintf(dir, sizeof(dir), "%s/%s", SYS_PCI, names[i]->d_name);
+		v = read_hex_attr(dir, "vendor");
+		d = read_hex_attr(dir, "device");
+		cls = read_hex_attr(dir, "class");
+		sv = read_hex_attr(dir, "subsystem_vendor");
+		sd = read_hex_attr(dir, "subsystem_device");
+		snprintf(drv, sizeof(drv), "%s/driver", dir);
+		len = readlink(drv, drv, sizeof(drv) - 1);
+		if (len > 0) {
+			drv[len] = '\0';
+			snprintf(driver, sizeof(driver), "%s", strrchr(drv, '/') + 1);
+		}
+		note("%s [%04lx]: [%04lx:%04lx] subsys [%04lx:%04lx] driver %s", names[i]->d_name,
+		     cls >> 8, v, d, sv, sd, driver);
+		if (v == vendor && d == device && !found) {
+			snprintf(dev_dir, sizeof(dev_dir), "%s", dir);
+			found = true;
+		}
+next:
+		free(names[i]);
+	}
+	free(names);
+	check("enumerate", found, found ? "%04lx:%04lx at %s" : "no %04lx:%04lx", vendor, device,
+	      found ? strrchr(dev_dir, '/') + 1 : "");
+}
+
+static void step_config(long vendor, long device)
+{
+	uint8_t cfg[4096];
+	char path[400];
+	ssize_t size;
+	unsigned int pos, guard;
+
+	snprintf(path, sizeof(path), "%s/config", dev_dir);
+	cfg_fd = open(path, O_RDWR);
+	if (cfg_fd < 0) {
+		check("config", false, "open %s: %s", path, strerror(errno));
+		return;
+	}
+	size = pread(cfg_fd, cfg, sizeof(cfg), 0);
+	if (size < 64) {
+		check("config", false, "read %zd bytes", size);
+		return;
+	}
+	for (int row = 0; row < 64; row += 16) {
+		char line[80];
+		int at = 0;
+
+		for (int i = 0; i < 16; i++)
+			at += snprintf(line + at, sizeof(line) - at, " %02x", cfg[row + i]);
+		note("%02x:%s", row, line);
+	}
+	note("config space %zd bytes; header type %#x, class %02x%02x%02x, irq pin %u",
+	     size, cfg[0x0e], cfg[0x0b], cfg[0x0a], cfg[0x09], cfg[0x3d]);
+	for (int bar = 0; bar < 6; bar++) {
+		uint32_t v;
+
+		memcpy(&v, cfg + 0x10 + 4 * bar, 4);
+		if (v)
+			note("BAR%d = %#010x", bar, v);
+	}
+	if (cfg[CFG_STATUS] & CFG_STATUS_CAP_LIST) {
+		char list[200] = "";
+		int at = 0;
+
+		for (pos = cfg[CFG_CAP_PTR] & ~3u, guard = 0; pos && pos < 256 && guard < 48;
+		     pos = cfg[pos + 1] & ~3u, guard++)
+			at += snprintf(list + at, sizeof(list) - at, " %#04x@%#x", cfg[pos], pos);
+		note("capabilities:%s", list);
+	}
+	if (size > 256) {
+		char list[200] = "";
+		int at = 0;
+		uint32_t hdr;
+
+		for (pos = 0x100, guard = 0; pos >= 0x100 && pos < (unsigned int)size - 4 &&
+		     guard < 64; pos = (hdr >> 20) & ~3u, guard++) {
+			memcpy(&hdr, cfg + pos, 4);
+			if (!hdr || hdr == 0xffffffffu)
+				break;
+			at += snprintf(list + at, sizeof(list) - at, " %#06x@%#x", hdr & 0xffff, pos);
+		}
+		note("extended capabilities:%s", *list ? list : " none");
+	}
+	check("config", (cfg[0] | cfg[1] << 8) == vendor && (cfg[2] | cfg[3] << 8) == device,
+	      "%zd bytes, ids %02x%02x:%02x%02x", size, cfg[1], cfg[0], cfg[3], cfg[2]);
+}
+
+static void step_command(void)
+{
+	uint16_t before = cfg16(CFG_COMMAND), after;
+
+	if (!(before & CFG_COMMAND_MEMORY) &&
+	    cfg_write16(CFG_COMMAND, before | CFG_COMMAND_MEMORY) < 0) {
+		check("command", false, "write COMMAND: %s", strerror(errno));
+		return;
+	}
+	after = cfg16(CFG_COMMAND);
+	check("command", after & CFG_COMMAND_MEMORY, "COMMAND %#06x -> %#06x", before, after);
+}
+
+/* Map resourceN whole; NULL on failure (reported). */
+static volatile uint32_t *map_bar(int bar, size_t *size)
+{
+	char path[400];
+	long page = sysconf(_SC_PAGESIZE);
+	off_t end;
+	void *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/resource%d", dev_dir, bar);
+	fd = open(path, O_RDWR | O_SYNC);
+	if (fd < 0) {
+		note("open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	end = lseek(fd, 0, SEEK_END);
+	*size = end > 0 ? (size_t)end : (size_t)page;
+	p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		note("mmap %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+static uint32_t pattern(size_t i)
+{
+	return (uint32_t)(i * 0x9e3779b1u) ^ 0xa5a5f00du;
+}
+
+/* Words of BAR0 that differ from the pattern; -1 if it cannot be mapped. */
+static long bar0_mismatches(bool write_first, size_t *size)
+{
+	volatile uint32_t *bar0 = map_bar(0, size);
+	long bad = 0;
+
+	if (!bar0)
+		return -1;
+	if (write_first)
+		for (size_t i = 0; i < *size / 4; i++)
+			bar0[i] = pattern(i);
+	for (size_t i = 0; i < *size / 4; i++)
+		if (bar0[i] != pattern(i)) {
+			if (!bad)
+				note("BAR0 word %zu: %#010x, expected %#010x", i, bar0[i], pattern(i));
+			bad++;
+		}
+	munmap((void *)bar0, *size);
+	return bad;
+}
+
+static void step_bar0(void)
+{
+	size_t size = 0;
+	long bad = bar0_mismatches(true, &size);
+
+	check("bar0", bad == 0, "%zu bytes written and read back, %ld words differ", size, bad);
+	bad = bar0_mismatches(false, &size);
+	check("bar0-remap", bad == 0, "read through a new mapping, %ld words differ", bad);
+}
+
+/* BAR2 register REG through a fresh mapping (each access is a REGION_READ). */
+static uint32_t bar2_read(unsigned int reg)
+{
+	size_t size;
+	volatile uint32_t *bar2 = map_bar(2, &size);
+	uint32_t v;
+
+	if (!bar2)
+		return 0xffffffffu;
+	v = bar2[reg / 4];
+	munmap((void *)bar2, size);
+	return v;
+}
+
+static void step_bar2(void)
+{
+	size_t size;
+	volatile uint32_t *bar2 = map_bar(2, &size);
+	uint32_t id, scratch;
+
+	if (!bar2) {
+		check("bar2", false, "cannot map resource2");
+		return;
+	}
+	id = bar2[MEMDEV_REG_ID / 4];
+	bar2[MEMDEV_REG_SCRATCH / 4] = 0xfeedc0deu;
+	scratch = bar2[MEMDEV_REG_SCRATCH / 4];
+	munmap((void *)bar2, size);
+	check("bar2-id", id == MEMDEV_ID, "register 0 = %#010x, expected %#010x \"MEM0\"", id,
+	      MEMDEV_ID);
+	check("bar2-scratch", scratch == 0xfeedc0deu, "scratch = %#010x", scratch);
+}
+
+static unsigned int find_pm_cap(void)
+{
+	unsigned int pos = cfg8(CFG_CAP_PTR) & ~3u;
+
+	for (int guard = 0; pos && guard < 48; guard++, pos = cfg8(pos + 1) & ~3u)
+		if (cfg8(pos) == CAP_ID_PM)
+			return pos;
+	return 0;
+}
+
+/* PMCSR's state field to STATE, keeping the rest (PME_Status is write-1-to-clear). */
+static int set_power_state(unsigned int pm, unsigned int state)
+{
+	uint16_t v = cfg16(pm + PM_PMCSR);
+
+	v = (uint16_t)((v & ~(PMCSR_STATE_MASK | PMCSR_PME_STATUS)) | state);
+	return cfg_write16(pm + PM_PMCSR, v);
+}
+
+static void print_power_state(const char *when)
+{
+	char ps[32];
+
+	read_str_attr(dev_dir, "power_state", ps, sizeof(ps));
+	note("%s: sysfs power_state %s", when, ps);
+}
+
+static void step_d3hot(void)
+{
+	unsigned int pm = find_pm_cap();
+	uint16_t pmcsr_d3, pmcsr_d0;
+	uint32_t id_d3, id_d0;
+	size_t size;
+	long bad;
+
+	if (!pm) {
+		check("d3hot", false, "no PM capability");
+		return;
+	}
+	note("PM capability at %#x: PMC %#06x PMCSR %#06x", pm, cfg16(pm + PM_PMC),
+	     cfg16(pm + PM_PMCSR));
+	if (set_power_state(pm, PMCSR_D3HOT) < 0) {
+		check("d3hot", false, "write PMCSR: %s", strerror(errno));
+		return;
+	}
+	sleep_ms(10);	/* PCI PM: 10 ms after a move to or from D3hot */
+	pmcsr_d3 = cfg16(pm + PM_PMCSR);
+	print_power_state("after writing D3hot");
+	note("in D3hot: COMMAND %#06x", cfg16(CFG_COMMAND));
+	id_d3 = bar2_read(MEMDEV_REG_ID);
+	note("in D3hot: BAR2 register 0 reads %#010x", id_d3);
+	check("d3hot", (pmcsr_d3 & PMCSR_STATE_MASK) == PMCSR_D3HOT, "PMCSR reads %#06x", pmcsr_d3);
+
+	if (set_power_state(pm, 0) < 0) {
+		check("d0", false, "write PMCSR: %s", strerror(errno));
+		return;
+	}
+	sleep_ms(10);
+	pmcsr_d0 = cfg16(pm + PM_PMCSR);
+	print_power_state("after writing D0");
+	note("back in D0: COMMAND %#06x", cfg16(CFG_COMMAND));
+	check("d0", (pmcsr_d0 & PMCSR_STATE_MASK) == 0, "PMCSR reads %#06x", pmcsr_d0);
+	/* A D3hot -> D0 move without NoSoftReset resets the function: MEM back on. */
+	if (!(cfg16(CFG_COMMAND) & CFG_COMMAND_MEMORY))
+		cfg_write16(CFG_COMMAND, cfg16(CFG_COMMAND) | CFG_COMMAND_MEMORY);
+	id_d0 = bar2_read(MEMDEV_REG_ID);
+	check("d0-bar2-id", id_d0 == MEMDEV_ID, "register 0 = %#010x", id_d0);
+	bad = bar0_mismatches(false, &size);
+	note("BAR0 after D3hot -> D0: %ld of %zu words differ from the pattern written before"
+	     " (%s)", bad, size / 4,
+	     (pmcsr_d3 & 0x8) ? "NoSoftReset set: kept" : "NoSoftReset clear: a reset may clear it");
+	check("d0-bar0", bad >= 0, "BAR0 mappable again");
+}
+
+/* Last and optional: BAR0 through a mapping while the device is in D3hot. */
+static void step_d3_bar0(void)
+{
+	unsigned int pm = find_pm_cap();
+	volatile uint32_t *bar0;
+	size_t size;
+	uint32_t v;
+
+	if (!pm)
+		return;
+	bar0 = map_bar(0, &size);
+	if (!bar0) {
+		check("d3-bar0", false, "cannot map resource0");
+		return;
+	}
+	set_power_state(pm, PMCSR_D3HOT);
+	sleep_ms(10);
+	note("reading BAR0 word 0 in D3hot (QEMU may die here)");
+	v = bar0[0];
+	note("BAR0 word 0 in D3hot reads %#010x", v);
+	bar0[1] = 0x12345678u;
+	note("BAR0 word 1 written in D3hot, reads %#010x", bar0[1]);
+	munmap((void *)bar0, size);
+	set_power_state(pm, 0);
+	sleep_ms(10);
+	check("d3-bar0", true, "QEMU survived");
+}
+
+int main(int argc, char **argv)
+{
+	long vendor = 0x1b36, device = 0x00f0;
+	bool d3_bar0 = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--d3-bar0"))
+			d3_bar0 = true;
+		else if (sscanf(argv[i], "%lx:%lx", &vendor, &device) != 2) {
+			fprintf(stderr, "usage: guest-check [--d3-bar0] [VVVV:DDDD]\n");
+			return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	step_enumerate(vendor, device);
+	if (*dev_dir) {
+		step_config(vendor, device);
+		if (cfg_fd >= 0) {
+			step_command();
+			step_bar0();
+			step_bar2();
+			step_d3hot();
+			if (d3_bar0)
+				step_d3_bar0();
+		}
+	}
+	if (failures)
+		printf("guest-check: FAIL (%u failed)\n", failures);
+	else
+		printf("guest-check: PASS\n");
+	return failures ? 1 : 0;
+}
