@@ -53,6 +53,12 @@ void vfpm_logf_rl(struct vfpm_ratelimit *rl, enum vfpm_log_level level, const ch
  */
 struct vfpm_memguard;
 
+/*
+ * Put the guard's handler back in front when something replaced it without
+ * chaining (a test framework that installs its own handler per test); it
+ * chains to the handler found there.  The first vfpm_memguard_add does it.
+ */
+int vfpm_memguard_install(void);
 /* Guard [addr, addr + len); prot is what a recovered page gets. */
 int vfpm_memguard_add(void *addr, size_t len, int prot, struct vfpm_memguard **out);
 void vfpm_memguard_remove(struct vfpm_memguard *g);

@@ -107,12 +107,15 @@ static void memguard_sigbus(int sig, siginfo_t *si, void *uc)
 	chain_previous(sig, si, uc);
 }
 
-static int install_handler_locked(void)
+static int install_handler_locked(bool again)
 {
-	struct sigaction sa = { .sa_sigaction = memguard_sigbus };
+	struct sigaction sa = { .sa_sigaction = memguard_sigbus }, now;
 
-	if (installed)
+	if (installed && !again)
 		return 0;
+	if (installed && (sigaction(SIGBUS, NULL, &now) < 0 ||
+			  ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == memguard_sigbus)))
+		return 0;	/* still ours */
 	page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
@@ -120,6 +123,16 @@ static int install_handler_locked(void)
 		return -errno;
 	installed = true;
 	return 0;
+}
+
+int vfpm_memguard_install(void)
+{
+	int err;
+
+	pthread_mutex_lock(&add_lock);
+	err = install_handler_locked(true);
+	pthread_mutex_unlock(&add_lock);
+	return err;
 }
 
 /* Another chunk of free slots (add_lock held). */
@@ -161,7 +174,7 @@ int vfpm_memguard_add(void *addr, size_t len, int prot, struct vfpm_memguard **o
 	if (!addr || !len || !out)
 		return -EINVAL;
 	pthread_mutex_lock(&add_lock);
-	err = install_handler_locked();
+	err = install_handler_locked(false);
 	if (!err && !n_free)
 		err = grow_locked();
 	if (err) {
