@@ -1,23 +1,50 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target: the vfio-user message parser and dispatcher.  Every
- * input is one whole client connection: a socketpair whose server end goes
- * to vfpm_server_serve_fd on this thread, while a peer thread writes the
- * input into the other end and a reader thread drains the replies.
+ * libFuzzer target: the vfio-user server against hostile clients.  Every
+ * input is one session of two clients of the same device at once: two
+ * socketpairs whose server ends go to vfpm_server_serve_fd, connection A on
+ * this thread and B on a helper thread, while a writer thread sends the
+ * input into the client ends and a reader thread per connection takes the
+ * replies (and the fds in them) and answers the server's DMA messages.
  *
- * The input is the byte stream the client sends.  The peer cuts it into
+ * The input is the byte stream the clients send.  The writer cuts it into
  * messages by their msg_size (what is left when a header is short or
- * msg_size points past the end goes as one last piece) and attaches fds to a
- * message as its msg_id says: bits 12-13 are how many (0-3), bit 14 their
- * kind (0: eventfds, 1: 64 KiB memfds), so that valid messages carrying fds
- * (DEVICE_FEATURE 4, SET_IRQS, DMA_MAP) are reachable and seeds can say so.
+ * msg_size points past the end goes as one last piece) and reads what to do
+ * from each message's msg_id, which the server only echoes:
  *
- * After each input: the device is idle again (nothing leaked a usage
- * reference or left low power engaged), and the server closed every fd it
- * received (the lowest free fd does not creep up).
+ *   bit 15       0: connection A, 1: connection B
+ *   bits 12-13   n, how many fds go with the message (0-3)
+ *   bit 11       many: max_msg_fds + 1 + 5 * n fds instead (5, 10, 15, 20)
+ *   bits 8-10,14 the fds' kind: (bits 8-10) << 1 | bit 14 (enum fd_kind;
+ *                0 eventfd and 1 64 KiB memfd are the original encoding)
+ *   bits 6-7     the action on the fds of the reply (the reply echoes the
+ *                msg_id): a memfd (a BAR's, from GET_REGION_INFO) is kept
+ *                until the session ends, after being 1: truncated to 0,
+ *                2: shrunk to 4 KiB, 3: grown to twice its size; the twin
+ *                socket (VERSION) is closed at once on 0, and otherwise
+ *                answers the server's DMA messages 1: correctly, 2: with
+ *                error replies, 3: with hostile replies (wrong msg_id, data
+ *                short, not a reply).
+ *   bits 0-5     free (the id proper), but: a last piece that is not a
+ *                whole message, with bits 0-7 all set, makes the clients
+ *                stall before they hang up, so that the VERSION and message
+ *                deadlines expire
+ *
+ * When a message has an action, or fds the client acts on after the reply,
+ * the writer waits for the reply before it goes on, so that the action
+ * lands between this message and the next: the BAR truncated before the
+ * next REGION_READ, the DMA window's file truncated before the model's DMA.
+ *
+ * After each input, with both connections gone: the device is idle again
+ * (nothing leaked a usage reference or left low power engaged), no
+ * connection is left, the server closed every fd it received (the lowest
+ * free fd does not creep up), no mapping of a client's file is left (and
+ * /proc/self/maps does not grow), no thread is left over, and the process's
+ * budgets of connections and DMA windows are whole again.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
@@ -27,30 +54,110 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vfpm/transport.h>
 
 #include "fuzz_model.h"
 #include "fuzz_util.h"
+#include "server_internal.h"
+
+/* The server's options: small enough that the limits are reachable. */
+#define MAX_MSG_FDS 4
+#define MAX_DMA_MAPS 8
+#define VERSION_TIMEOUT_MS 50
+#define MSG_TIMEOUT_MS 20
+/* The process's budgets: two connections' worth of windows is over it. */
+#define BUDGET_CONNECTIONS 2
+#define BUDGET_DMA_MAPS 12
+
+/* msg_id bits (see above). */
+#define ID_CONN_B 0x8000u
+#define ID_MANY 0x0800u
+#define ID_NFDS(id) (((id) >> 12) & 3u)
+#define ID_KIND(id) ((((id) >> 8) & 7u) << 1 | (((id) >> 14) & 1u))
+#define ID_ACTION(id) (((id) >> 6) & 3u)
+/* A last piece that is not a whole message with these bits: stall (rare: it is slow). */
+#define ID_STALL 0x00ffu
+
+#define MAX_FDS (MAX_MSG_FDS + 1 + 5 * 3)
+#define MEMFD_SIZE 65536
+#define MEMFD_NAME "fuzz-client"
+/* How long the writer waits for a reply before it goes on regardless. */
+#define SYNC_TIMEOUT_MS 2000
+/* The stall at the end: past both deadlines. */
+#define STALL_MS (VERSION_TIMEOUT_MS + MSG_TIMEOUT_MS)
+/* Memfds from replies a client keeps (more are closed). */
+#define MAX_HELD 8
+/* Lines /proc/self/maps may grow by for the allocator's sake. */
+#define MAPS_SLACK 256
+/* Mappings of the BARs' memfds at most: BAR0 and BAR4, each in up to 3 pieces. */
+#define MAX_BAR_MAPS 6
+
+enum fd_kind {
+	K_EVENTFD,		/* 0: as before */
+	K_MEMFD,		/* 1: 64 KiB, as before */
+	K_MEMFD_TRUNC_NOW,	/* truncated to 0 right after sending: races the map */
+	K_MEMFD_TRUNC_AFTER,	/* truncated to 0 after the reply (after DMA_MAP mapped it) */
+	K_MEMFD_SHRINK_AFTER,	/* shrunk to 32 KiB after the reply */
+	K_MEMFD_SEALED,		/* F_SEAL_SHRINK | F_SEAL_GROW */
+	K_MEMFD_SMALL,		/* 4 KiB */
+	K_PIPE_READ,
+	K_PIPE_WRITE,		/* its read end closed: a write would raise SIGPIPE */
+	K_SOCKET,
+	K_DEVNULL,
+	K_BAR,			/* a BAR memfd the server handed out (a 64 KiB memfd when none) */
+	K_MEMFD_RDONLY,		/* opened read-only: a writable map fails */
+	K_MIX,			/* fd i is of kind mix_kinds[i % 5] */
+	K_EVENTFD_FULL,		/* its counter one below the maximum: a signal would block */
+	K_MEMFD_GROW_AFTER,	/* grown to 128 KiB after the reply */
+};
+
+static const enum fd_kind mix_kinds[] = { K_EVENTFD, K_MEMFD, K_PIPE_READ, K_SOCKET, K_DEVNULL };
+
+/*
+ * A client connection.  Its reader thread lives as long as the process
+ * (creating threads per input costs more than an input under ASan): it
+ * waits on start_reader, reads the replies until the server hangs up and
+ * posts reader_done.
+ */
+struct client {
+	int sock;			/* the client's end */
+	sem_t start_reader, reader_done;
+	/* Protects replies, eof, held, nheld; cond: a reply came, or eof. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned long replies;
+	bool eof;
+	int held[MAX_HELD];		/* memfds from replies: the BARs' */
+	unsigned int nheld;
+	/* The reader's own: the twin socket and how it answers. */
+	int twin;
+	unsigned int twin_mode, twin_seq;
+};
 
 static struct vfpm_pci_dev *pdev;
 static struct vfpm_server *srv;
-static int fd_baseline = -1;
+static struct client clients[2];
+static int fd_baseline = -1, maps_baseline = -1, threads_baseline = -1;
+/* What a correct DMA_READ answer carries (filled at init). */
+static uint8_t pattern[4096];
 
-/*
- * The client side of the current input.  Its two threads live as long as
- * the process (creating threads per input costs more than an input under
- * ASan): each waits on its start semaphore, does its part of the input and
- * posts its done semaphore.
- */
-struct peer {
-	int sock;
+/* The writer thread: the input, then done. */
+static struct {
 	const uint8_t *data;
 	size_t len;
-	sem_t start_writer, start_reader, done;
-};
-static struct peer peer;
+	sem_t start, done;
+} writer;
+
+/* The thread serving connection B. */
+static struct {
+	int sock;
+	int err;
+	sem_t start, done;
+} server_b;
 
 /* libFuzzer's timers interrupt waits. */
 static void sem_wait_nointr(sem_t *sem)
@@ -59,38 +166,132 @@ static void sem_wait_nointr(sem_t *sem)
 		;
 }
 
-static int make_fd(bool memfd)
+static void truncate_to(int fd, off_t size)
 {
-	int fd;
+	if (ftruncate(fd, size) < 0) {
+		/* A sealed file refuses: that is the point of it. */
+	}
+}
 
-	if (!memfd)
-		return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	fd = memfd_create("fuzz-dma", MFD_CLOEXEC);
-	if (fd >= 0 && ftruncate(fd, 65536) < 0) {
+/* ---- the fds clients send ---- */
+
+static int memfd_of(off_t size, unsigned int flags)
+{
+	int fd = memfd_create(MEMFD_NAME, MFD_CLOEXEC | flags);
+
+	if (fd >= 0 && ftruncate(fd, size) < 0) {
 		close(fd);
 		fd = -1;
 	}
 	return fd;
 }
 
+/* A dup of a BAR memfd one of the clients got (c's own first); -1 when none. */
+static int held_dup(struct client *c)
+{
+	int fd = -1;
+
+	for (unsigned int i = 0; i < 2 && fd < 0; i++) {
+		struct client *h = i ? &clients[c == &clients[0]] : c;
+
+		pthread_mutex_lock(&h->lock);
+		if (h->nheld)
+			fd = fcntl(h->held[h->nheld - 1], F_DUPFD_CLOEXEC, 0);
+		pthread_mutex_unlock(&h->lock);
+	}
+	return fd;
+}
+
+static int make_fd(enum fd_kind kind, struct client *c)
+{
+	int fd, p[2];
+
+	switch (kind) {
+	case K_EVENTFD:
+		return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	case K_EVENTFD_FULL: {
+		uint64_t v = UINT64_MAX - 1;
+
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0 && write(fd, &v, sizeof(v)) != sizeof(v)) {
+			close(fd);
+			fd = -1;
+		}
+		return fd;
+	}
+	case K_MEMFD_SMALL:
+		return memfd_of(4096, 0);
+	case K_MEMFD_SEALED:
+		fd = memfd_of(MEMFD_SIZE, MFD_ALLOW_SEALING);
+		if (fd >= 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+			close(fd);
+			fd = -1;
+		}
+		return fd;
+	case K_MEMFD_RDONLY: {
+		char path[64];
+		int rw = memfd_of(MEMFD_SIZE, 0);
+
+		if (rw < 0)
+			return -1;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", rw);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		close(rw);
+		return fd;
+	}
+	case K_PIPE_READ:
+	case K_PIPE_WRITE:
+		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+			return -1;
+		close(p[kind == K_PIPE_READ ? 1 : 0]);
+		return p[kind == K_PIPE_READ ? 0 : 1];
+	case K_SOCKET:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+			return -1;
+		close(p[1]);
+		return p[0];
+	case K_DEVNULL:
+		return open("/dev/null", O_RDWR | O_CLOEXEC);
+	case K_BAR:
+		fd = held_dup(c);
+		return fd >= 0 ? fd : memfd_of(MEMFD_SIZE, 0);
+	case K_MIX:	/* not a kind of one fd */
+	case K_MEMFD:
+	case K_MEMFD_TRUNC_NOW:
+	case K_MEMFD_TRUNC_AFTER:
+	case K_MEMFD_SHRINK_AFTER:
+	case K_MEMFD_GROW_AFTER:
+		break;
+	}
+	return memfd_of(MEMFD_SIZE, 0);
+}
+
+static bool acts_after_reply(enum fd_kind kind)
+{
+	return kind == K_MEMFD_TRUNC_AFTER || kind == K_MEMFD_SHRINK_AFTER ||
+	       kind == K_MEMFD_GROW_AFTER;
+}
+
+static void act_after_reply(enum fd_kind kind, int fd)
+{
+	if (kind == K_MEMFD_TRUNC_AFTER)
+		truncate_to(fd, 0);
+	else if (kind == K_MEMFD_SHRINK_AFTER)
+		truncate_to(fd, MEMFD_SIZE / 2);
+	else if (kind == K_MEMFD_GROW_AFTER)
+		truncate_to(fd, MEMFD_SIZE * 2);
+}
+
 /* Send one piece with its fds; false once the server has gone. */
-static bool send_piece(int sock, const uint8_t *p, size_t len, unsigned int nfds, bool memfd)
+static bool send_piece(int sock, const uint8_t *p, size_t len, const int *fds, unsigned int n)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	int fds[3];
-	unsigned int n = 0;
-	bool ok = true;
 
-	for (unsigned int i = 0; i < nfds; i++) {
-		fds[n] = make_fd(memfd);
-		if (fds[n] >= 0)
-			n++;
-	}
 	if (n) {
 		struct cmsghdr *c;
 
@@ -108,90 +309,457 @@ static bool send_piece(int sock, const uint8_t *p, size_t len, unsigned int nfds
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0) {
-			ok = false;
-			break;
-		}
+		if (w <= 0)
+			return false;
 		mh.msg_control = NULL;
 		mh.msg_controllen = 0;
 		iov.iov_base = (char *)iov.iov_base + w;
 		iov.iov_len -= (size_t)w;
 	}
-	for (unsigned int i = 0; i < n; i++)
-		close(fds[i]);
-	return ok;
+	return true;
 }
 
-static void peer_write_input(struct peer *p)
+/* Wait until c has had count replies, or the server hung up, or a while passed. */
+static void wait_replies(struct client *c, unsigned long count)
 {
+	struct timespec deadline;
+	int err = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += SYNC_TIMEOUT_MS / 1000;
+	deadline.tv_nsec += (SYNC_TIMEOUT_MS % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (c->replies < count && !c->eof && err != ETIMEDOUT)
+		err = pthread_cond_timedwait(&c->cond, &c->lock, &deadline);
+	pthread_mutex_unlock(&c->lock);
+	if (err == ETIMEDOUT)
+		fprintf(stderr, "fuzz_server: no reply within %d ms; going on\n", SYNC_TIMEOUT_MS);
+}
+
+static void write_input(void)
+{
+	unsigned long expect[2] = { 0, 0 };
+	bool dead[2] = { false, false };
+	bool stall = false;
 	size_t off = 0;
 
-	while (off < p->len) {
-		size_t left = p->len - off, size = left;
-		unsigned int nfds = 0;
-		bool memfd = false;
+	while (off < writer.len) {
+		const uint8_t *p = writer.data + off;
+		size_t left = writer.len - off, size = left;
+		struct vfio_user_header h = { .msg_id = 0 };
+		enum fd_kind kinds[MAX_FDS];
+		int fds[MAX_FDS];
+		unsigned int nfds = 0, n = 0, ci = 0;
+		bool whole = false, after = false;
+		struct client *c;
 
-		if (left >= 16) {
-			uint16_t id;
-			uint32_t msg_size;
-
-			memcpy(&id, p->data + off, 2);
-			memcpy(&msg_size, p->data + off + 4, 4);
-			if (msg_size >= 16 && msg_size <= left)
-				size = msg_size;
-			nfds = (id >> 12) & 3;
-			memfd = id & 0x4000;
+		if (left >= sizeof(h)) {
+			memcpy(&h, p, sizeof(h));
+			whole = h.msg_size >= sizeof(h) && h.msg_size <= left;
+			if (whole)
+				size = h.msg_size;
+			nfds = ID_NFDS(h.msg_id);
+			if (h.msg_id & ID_MANY)
+				nfds = MAX_MSG_FDS + 1 + 5 * nfds;
+			ci = (h.msg_id & ID_CONN_B) ? 1 : 0;
+			stall = !whole && (h.msg_id & ID_STALL) == ID_STALL;
 		}
-		if (!send_piece(p->sock, p->data + off, size, nfds, memfd))
-			break;
 		off += size;
+		c = &clients[ci];
+		if (dead[ci])
+			continue;
+		for (unsigned int i = 0; i < nfds; i++) {
+			enum fd_kind k = ID_KIND(h.msg_id);
+
+			if (k == K_MIX)
+				k = mix_kinds[i % (sizeof(mix_kinds) / sizeof(mix_kinds[0]))];
+			fds[n] = make_fd(k, c);
+			if (fds[n] < 0)
+				continue;
+			kinds[n++] = k;
+			after |= acts_after_reply(k);
+		}
+		if (!send_piece(c->sock, p, size, fds, n))
+			dead[ci] = true;
+		for (unsigned int i = 0; i < n; i++) {
+			if (kinds[i] == K_MEMFD_TRUNC_NOW)
+				truncate_to(fds[i], 0);
+		}
+		if (!dead[ci] && whole) {
+			if (!(h.flags & VFIO_USER_F_NO_REPLY))
+				expect[ci]++;
+			if (ID_ACTION(h.msg_id) || after)
+				wait_replies(c, expect[ci]);
+		}
+		for (unsigned int i = 0; i < n; i++) {
+			act_after_reply(kinds[i], fds[i]);
+			close(fds[i]);
+		}
 	}
-	shutdown(p->sock, SHUT_WR);
+	if (stall)
+		fuzz_sleep_ms(STALL_MS);
+	shutdown(clients[0].sock, SHUT_WR);
+	shutdown(clients[1].sock, SHUT_WR);
 }
 
-static void *peer_writer(void *arg)
+static void *writer_main(void *arg)
 {
-	struct peer *p = arg;
-
+	(void)arg;
 	for (;;) {
-		sem_wait_nointr(&p->start_writer);
-		peer_write_input(p);
-		sem_post(&p->done);
+		sem_wait_nointr(&writer.start);
+		write_input();
+		sem_post(&writer.done);
 	}
 	return NULL;
 }
 
-static void *peer_reader(void *arg)
+/* ---- what clients receive ---- */
+
+/*
+ * Exactly len bytes of sock (buf NULL: thrown away), keeping up to max fds
+ * that come with them in fds[*nfds...] and closing the rest.  false at the
+ * end of the stream or on an error.
+ */
+static bool recv_exact(int sock, void *buf, size_t len, int *fds, unsigned int *nfds,
+		       unsigned int max)
 {
-	struct peer *p = arg;
+	char scratch[4096];
+
+	while (len) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * VFPM_SOCK_MAX_FDS)];
+			struct cmsghdr align;
+		} ctl;
+		size_t want = buf ? len : (len < sizeof(scratch) ? len : sizeof(scratch));
+		struct iovec iov = { .iov_base = buf ? buf : scratch, .iov_len = want };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+		};
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+				if (*nfds < max)
+					fds[(*nfds)++] = fd;
+				else
+					close(fd);
+			}
+		}
+		if (n <= 0)
+			return false;
+		if (buf)
+			buf = (char *)buf + n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* The fds of a reply: keep and attack the BAR memfds, take the twin socket. */
+static void take_reply_fds(struct client *c, unsigned int action, const int *fds, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int fd = fds[i];
+		struct stat st;
+
+		if (fstat(fd, &st) < 0) {
+			close(fd);
+			continue;
+		}
+		if (S_ISSOCK(st.st_mode) && action && c->twin < 0) {
+			c->twin = fd;
+			c->twin_mode = action;
+			c->twin_seq = 0;
+			continue;
+		}
+		if (S_ISREG(st.st_mode)) {
+			if (action == 1)
+				truncate_to(fd, 0);
+			else if (action == 2)
+				truncate_to(fd, 4096);
+			else if (action == 3)
+				truncate_to(fd, st.st_size ? st.st_size * 2 : MEMFD_SIZE);
+			pthread_mutex_lock(&c->lock);
+			if (c->nheld < MAX_HELD) {
+				c->held[c->nheld++] = fd;
+				fd = -1;
+			}
+			pthread_mutex_unlock(&c->lock);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/* One reply on the connection's socket; false once the server has hung up. */
+static bool read_reply(struct client *c)
+{
+	struct vfio_user_header h;
+	int fds[VFPM_SOCK_MAX_FDS];
+	unsigned int n = 0;
+	bool ok = recv_exact(c->sock, &h, sizeof(h), fds, &n, VFPM_SOCK_MAX_FDS);
+
+	if (ok && h.msg_size > sizeof(h))
+		ok = recv_exact(c->sock, NULL, h.msg_size - sizeof(h), fds, &n, VFPM_SOCK_MAX_FDS);
+	if (!ok) {
+		for (unsigned int i = 0; i < n; i++)
+			close(fds[i]);
+		return false;
+	}
+	take_reply_fds(c, ID_ACTION(h.msg_id), fds, n);
+	pthread_mutex_lock(&c->lock);
+	c->replies++;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return true;
+}
+
+/*
+ * Answer one DMA_READ / DMA_WRITE on the twin socket as twin_mode says.
+ * Every answer is a whole message whose msg_size is true, so the stream
+ * stays in step; false when the twin socket is gone.
+ */
+static bool twin_answer(struct client *c)
+{
+	struct vfio_user_header h, rh;
+	struct vfio_user_dma_access a = { .addr = 0 };
+	size_t len, alen, plen = sizeof(a), dlen = 0;
+	unsigned int n = 0;
+	int fds[1];
+	struct iovec iov[3];
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 0 };
+
+	if (!recv_exact(c->twin, &h, sizeof(h), fds, &n, 0))
+		return false;
+	len = h.msg_size > sizeof(h) ? h.msg_size - sizeof(h) : 0;
+	alen = len < sizeof(a) ? len : sizeof(a);
+	if (!recv_exact(c->twin, &a, alen, fds, &n, 0) ||
+	    !recv_exact(c->twin, NULL, len - alen, fds, &n, 0))
+		return false;
+	rh = (struct vfio_user_header){
+		.msg_id = h.msg_id, .command = h.command, .flags = VFIO_USER_F_TYPE_REPLY,
+	};
+	if (h.command == VFIO_USER_DMA_READ)
+		dlen = a.count;
+	if (c->twin_mode == 2 || dlen > sizeof(pattern)) {
+		static const uint32_t errnos[] = { EIO, 0, 100000, EFAULT };
+
+		rh.flags |= VFIO_USER_F_ERROR;
+		rh.error_no = errnos[c->twin_seq % 4];
+		plen = dlen = 0;
+	} else if (c->twin_mode == 3) {
+		switch (c->twin_seq % 3) {
+		case 0:
+			rh.msg_id++;
+			break;
+		case 1:	/* a DMA_READ's data one byte short, a DMA_WRITE's reply 4 bytes */
+			if (dlen)
+				dlen--;
+			else
+				plen = 4;
+			break;
+		default:
+			rh.flags = VFIO_USER_F_TYPE_COMMAND;
+			break;
+		}
+	}
+	c->twin_seq++;
+	rh.msg_size = (uint32_t)(sizeof(rh) + plen + dlen);
+	iov[mh.msg_iovlen++] = (struct iovec){ .iov_base = &rh, .iov_len = sizeof(rh) };
+	if (plen)
+		iov[mh.msg_iovlen++] = (struct iovec){ .iov_base = &a, .iov_len = plen };
+	if (dlen)
+		iov[mh.msg_iovlen++] = (struct iovec){ .iov_base = (void *)pattern, .iov_len = dlen };
+	for (size_t total = rh.msg_size; total;) {
+		ssize_t w = sendmsg(c->twin, &mh, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		total -= (size_t)w;
+		while (w > 0) {
+			if ((size_t)w >= mh.msg_iov->iov_len) {
+				w -= (ssize_t)mh.msg_iov->iov_len;
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			} else {
+				mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + w;
+				mh.msg_iov->iov_len -= (size_t)w;
+				w = 0;
+			}
+		}
+	}
+	return true;
+}
+
+/* Read the replies and answer DMA until the server hangs up; then drop every fd. */
+static void read_session(struct client *c)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = c->sock, .events = POLLIN },
+			{ .fd = c->twin, .events = POLLIN },
+		};
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			abort();
+		}
+		if (pfd[1].revents && !twin_answer(c)) {
+			close(c->twin);
+			c->twin = -1;
+		}
+		if (pfd[0].revents && !read_reply(c))
+			break;
+	}
+	if (c->twin >= 0)
+		close(c->twin);
+	c->twin = -1;
+	pthread_mutex_lock(&c->lock);
+	c->eof = true;
+	for (unsigned int i = 0; i < c->nheld; i++)
+		close(c->held[i]);
+	c->nheld = 0;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *reader_main(void *arg)
+{
+	struct client *c = arg;
 
 	for (;;) {
-		sem_wait_nointr(&p->start_reader);
-		fuzz_drain(p->sock);
-		sem_post(&p->done);
+		sem_wait_nointr(&c->start_reader);
+		read_session(c);
+		sem_post(&c->reader_done);
 	}
 	return NULL;
+}
+
+static void *server_b_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		sem_wait_nointr(&server_b.start);
+		server_b.err = vfpm_server_serve_fd(srv, server_b.sock);
+		sem_post(&server_b.done);
+	}
+	return NULL;
+}
+
+/* ---- the invariants ---- */
+
+/*
+ * The process's DMA window budget whole again: every unit can be taken, and
+ * not one more.  (The connection budget is exactly two connections, so a
+ * unit leaked shows as the next input's connection being refused.)
+ */
+static void check_dma_budget(void)
+{
+	unsigned int maps = 0;
+	bool over;
+
+	while (maps < BUDGET_DMA_MAPS && srv_budget_take_dma_map())
+		maps++;
+	over = srv_budget_take_dma_map();
+	srv_budget_put_dma_maps(maps + over);
+	if (maps != BUDGET_DMA_MAPS || over) {
+		fprintf(stderr, "fuzz_server: %u%s of the %u DMA windows of the budget free with "
+			"no connection\n", maps, over ? " (and more)" : "", BUDGET_DMA_MAPS);
+		abort();
+	}
+}
+
+static void check_process(void)
+{
+	int n;
+
+	fuzz_check_fds(&fd_baseline);
+	n = fuzz_count_maps("memfd:" MEMFD_NAME);
+	if (n != 0) {
+		fprintf(stderr, "fuzz_server: %d mappings of clients' memfds outlived their "
+			"connections\n", n);
+		abort();
+	}
+	n = fuzz_count_maps("memfd:vfpm-bar");
+	if (n > MAX_BAR_MAPS) {
+		fprintf(stderr, "fuzz_server: %d mappings of the BARs' memfds\n", n);
+		abort();
+	}
+	fuzz_check_maps(&maps_baseline, MAPS_SLACK);
+	fuzz_check_threads(&threads_baseline);
+	check_dma_budget();
+}
+
+/* ---- libFuzzer ---- */
+
+static void start_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, fn, arg) || pthread_detach(t))
+		abort();
+}
+
+static void log_stderr(enum vfpm_log_level level, const char *msg, void *opaque)
+{
+	(void)opaque;
+	fprintf(stderr, "vfpm %d: %s\n", (int)level, msg);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct vfpm_server_opts opts = {
 		/* Small enough that the limits are reachable, big enough for real requests. */
-		.max_data_xfer_size = 8192, .max_msg_fds = 4, .max_dma_maps = 8,
+		.max_data_xfer_size = 8192, .max_msg_fds = MAX_MSG_FDS,
+		.max_dma_maps = MAX_DMA_MAPS, .max_connections = 2,
+		.version_timeout_ms = VERSION_TIMEOUT_MS, .msg_timeout_ms = MSG_TIMEOUT_MS,
 		.on_connect = fuzz_model_on_connect, .on_disconnect = fuzz_model_on_disconnect,
 	};
-
-	pthread_t t;
+	const struct vfpm_transport_limits lim = {
+		.max_connections = BUDGET_CONNECTIONS, .max_dma_maps = BUDGET_DMA_MAPS,
+	};
+	pthread_condattr_t attr;
 
 	(void)argc;
 	(void)argv;
-	sem_init(&peer.start_writer, 0, 0);
-	sem_init(&peer.start_reader, 0, 0);
-	sem_init(&peer.done, 0, 0);
-	if (pthread_create(&t, NULL, peer_writer, &peer) || pthread_detach(t) ||
-	    pthread_create(&t, NULL, peer_reader, &peer) || pthread_detach(t))
-		abort();
-	if (fuzz_model_create(&pdev))
+	/* FUZZ_LOG=1: the library's log on stderr, to see why an input goes where it goes. */
+	if (getenv("FUZZ_LOG"))
+		vfpm_log_set(log_stderr, NULL, VFPM_LOG_DEBUG);
+	memset(pattern, 0x5a, sizeof(pattern));
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	for (unsigned int i = 0; i < 2; i++) {
+		struct client *c = &clients[i];
+
+		c->sock = c->twin = -1;
+		sem_init(&c->start_reader, 0, 0);
+		sem_init(&c->reader_done, 0, 0);
+		pthread_mutex_init(&c->lock, NULL);
+		pthread_cond_init(&c->cond, &attr);
+		start_thread(reader_main, c);
+	}
+	pthread_condattr_destroy(&attr);
+	sem_init(&writer.start, 0, 0);
+	sem_init(&writer.done, 0, 0);
+	sem_init(&server_b.start, 0, 0);
+	sem_init(&server_b.done, 0, 0);
+	start_thread(writer_main, NULL);
+	start_thread(server_b_main, NULL);
+	if (vfpm_transport_set_limits(&lim) || fuzz_model_create(&pdev))
 		abort();
 	opts.opaque = pdev;
 	if (vfpm_server_create_fd(vfpm_pci_device(pdev), -1, &opts, &srv)) {
@@ -203,27 +771,47 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int sv[2];
+	int server_end[2];
 	int err;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		abort();
-	peer.sock = sv[1];
-	peer.data = data;
-	peer.len = size;
-	sem_post(&peer.start_writer);
-	sem_post(&peer.start_reader);
-	err = vfpm_server_serve_fd(srv, sv[0]);
-	sem_wait_nointr(&peer.done);
-	sem_wait_nointr(&peer.done);
-	close(sv[1]);
-	if (err) {
-		fprintf(stderr, "fuzz_server: serve_fd: %s\n", strerror(-err));
+	/* The baselines: libFuzzer's own threads and files are there by now. */
+	if (threads_baseline < 0) {
+		fuzz_check_threads(&threads_baseline);
+		fuzz_check_maps(&maps_baseline, 0);
+	}
+	for (unsigned int i = 0; i < 2; i++) {
+		struct client *c = &clients[i];
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			abort();
+		server_end[i] = sv[0];
+		c->sock = sv[1];
+		c->replies = 0;
+		c->eof = false;
+		sem_post(&c->start_reader);
+	}
+	server_b.sock = server_end[1];
+	sem_post(&server_b.start);
+	writer.data = data;
+	writer.len = size;
+	sem_post(&writer.start);
+	err = vfpm_server_serve_fd(srv, server_end[0]);
+	sem_wait_nointr(&server_b.done);
+	sem_wait_nointr(&writer.done);
+	for (unsigned int i = 0; i < 2; i++) {
+		sem_wait_nointr(&clients[i].reader_done);
+		close(clients[i].sock);
+		clients[i].sock = -1;
+	}
+	if (err || server_b.err) {
+		fprintf(stderr, "fuzz_server: serve_fd: A %s, B %s\n", strerror(-err),
+			strerror(-server_b.err));
 		abort();
 	}
 	if (vfpm_server_connection_count(srv) != 0)
 		abort();
 	fuzz_model_wait_idle(pdev);
-	fuzz_check_fds(&fd_baseline);
+	check_process();
 	return 0;
 }

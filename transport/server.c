@@ -286,7 +286,9 @@ static void conn_serve(struct vfpm_server_conn *conn)
 
 		vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: %s; disconnected", conn->who, why);
 	} else {
-		vfpm_logf(VFPM_LOG_INFO, "%s: disconnected", conn->who);
+		static struct vfpm_ratelimit rl;
+
+		vfpm_logf_rl(&rl, VFPM_LOG_INFO, "%s: disconnected", conn->who);
 	}
 	if (conn->inst && srv->opts.on_disconnect)
 		srv->opts.on_disconnect(conn, srv->opts.opaque);
@@ -418,6 +420,7 @@ static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
  */
 static bool accept_one(struct vfpm_server *srv)
 {
+	static struct vfpm_ratelimit connected_rl;
 	struct vfpm_server_conn *conn;
 	const char *why = NULL;
 	int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -469,7 +472,7 @@ static bool accept_one(struct vfpm_server *srv)
 	srv->live++;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
-	vfpm_logf(VFPM_LOG_INFO, "%s: connected", conn->who);
+	vfpm_logf_rl(&connected_rl, VFPM_LOG_INFO, "%s: connected", conn->who);
 	return true;
 }
 

@@ -180,7 +180,9 @@ void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
  * (readable for dma_read, writeable for dma_write): -EFAULT when it does
  * not, -EACCES when a window forbids it; this is checked before a byte
  * moves.  Windows the client backed with an fd are accessed through their
- * mmap; the others with VFIO_USER_DMA_READ / DMA_WRITE messages on the twin
+ * mmap (guarded: when the client has truncated the file under the window,
+ * the access fails with -EFAULT, as does every later one to that window,
+ * and the log says so; the process is never hurt); the others with VFIO_USER_DMA_READ / DMA_WRITE messages on the twin
  * socket, when the client negotiated twin-socket mode (-ENOTSUP otherwise;
  * a client error or a lost socket is returned as is).  Safe from any
  * thread, including a device callback serving this client's request, until

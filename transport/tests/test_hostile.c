@@ -41,8 +41,19 @@
 
 #define HS_ANSWER_MS 2000		/* another device answers within this */
 #define HS_SETTLE_MS 20000		/* resources are back within this */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HS_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(HS_ASAN)
+/* ASan keeps freed memory in quarantine and maps its own shadow as it goes. */
+#define HS_MAPS_SLACK 256
+#define HS_RSS_SLACK_KIB (64 * 1024)
+#else
 #define HS_MAPS_SLACK 64
 #define HS_RSS_SLACK_KIB (8 * 1024)
+#endif
 #define HS_WARMUP_CLIENTS 60	/* under the 64 per device */
 
 static const char *server_exe;
@@ -665,6 +676,58 @@ static void test_connection_flood_process_budget(void **state)
 			 "with fewer than 4", "the process's connection budget", 180 + 2);
 }
 
+static int hfix_setup_no_limits(void **state)
+{
+	static const char *const args[] = {
+		"--max-connections", "100000", "--max-total-connections", "100000", NULL,
+	};
+
+	return hfix_setup_with(state, 1024, args);
+}
+
+/*
+ * Limits lifted, so that a flood really fills the fd table: the newest
+ * connection to any device is accepted and closed at once on the reserve
+ * fd (never left queued), and all is well again once the flood is gone.
+ */
+static void test_fd_limit_reached(void **state)
+{
+	struct hfix *f = *state;
+	static int socks[FLOOD_CONNS];
+	struct res during, after;
+	unsigned int n = 0;
+	struct vfpm_client *c;
+	long start;
+	char byte;
+	int sock;
+
+	for (; n < FLOOD_CONNS; n++) {
+		socks[n] = flood_connect(f->a);
+		assert_true(socks[n] >= 0);
+	}
+	sleep_ms(300);
+	res_read(f->pid, &during);
+	assert_alive(f);
+	assert_true(during.fds >= 1000);
+	/* A new client of the other device hears at once that there is no room. */
+	start = now_ms();
+	sock = raw_connect(f->b);
+	assert_true(recv(sock, &byte, 1, 0) <= 0);
+	assert_true(now_ms() - start < HS_ANSWER_MS);
+	close(sock);
+	assert_logged(f, "the process is out of file descriptors");
+	for (unsigned int i = 0; i < n; i++)
+		close(socks[i]);
+	assert_back_to_baseline(f, &after);
+	check_other_device(f);
+	assert_int_equal(vfpm_client_connect(f->a, &c), 0);
+	t_check_client(c);
+	vfpm_client_close(c);
+	report("1,100 connections with the limits lifted (fd limit 1,024)",
+	       "reserve fd: the newest connection closed at once, any device", &f->base,
+	       &during, &after);
+}
+
 static int hfix_setup_timeouts(void **state)
 {
 	static const char *const args[] = {
@@ -873,6 +936,8 @@ int main(int argc, char **argv)
 						hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_connection_flood_process_budget,
 						hfix_setup_no_device_limit, hfix_teardown),
+		cmocka_unit_test_setup_teardown(test_fd_limit_reached, hfix_setup_no_limits,
+						hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_slowloris, hfix_setup_timeouts, hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_held_fds, hfix_setup_timeouts, hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma_map_flood, hfix_setup, hfix_teardown),

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# run-guest.sh — boot Debian's Linux 6.1 (the conformance VM's kernel and
+# busybox initramfs) under a stock QEMU >= 10.1 (prepare-qemu.sh's trixie
+# chroot) with one of vfpm's devices attached through QEMU's own vfio-user
+# client, and check from inside the guest that it works: it enumerates, its
+# config space reads, BAR0 (mmap-able memory) keeps a pattern, BAR2's ID
+# register reads "MEM0", and PMCSR goes to D3hot and back.
+#
+#   run-guest.sh [options] [BUILD]     (BUILD: meson build dir, default build;
+#                                       the server is BUILD/tools/vfpm)
+#     -d, --device KIND   memory (default) or optout
+#     -t, --timeout SEC   limit for the VM run (default 120)
+#     --trace             put vfio-user-trace.py between QEMU and the server
+#                         and log every message (RESULTS/trace.log)
+#     --memfd             guest RAM as a shared memfd (QEMU can then hand the
+#                         server fds in DMA_MAP)
+#     --guest-vfio        then bind the device to the guest's vfio-pci (adds an
+#                         intel-iommu) and wait for the guest kernel to
+#                         runtime-suspend it into D3hot
+#     --d3-bar0           last, touch BAR0 through its mapping in D3hot (may
+#                         end QEMU: the server revokes the memory)
+#     --log-level LEVEL   the server's (default debug)
+#     --results DIR       where the logs stay (default BUILD/interop-results)
+#
+# Output: each step with its time, the guest's lines, QEMU's own messages,
+# the server's warnings, then "run-guest: PASS ..." or "run-guest: FAIL ...".
+# Exit 0 pass, 1 a check failed, 124 timeout, 125 could not run.
+# Environment: VFPM_QEMU_CACHE (prepare-qemu.sh), VFPM_VM_CACHE
+# (conformance/vm/prepare.sh).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+log() { echo "run-guest: $*" >&2; }
+die() { echo "run-guest: FAIL: $*" >&2; exit 125; }
+
+device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0
+log_level=debug results=
+while (( $# )); do
+    case $1 in
+        -d|--device)  device=${2:?}; shift 2 ;;
+        -t|--timeout) timeout_s=${2:?}; shift 2 ;;
+        --trace)      trace=1; shift ;;
+        --memfd)      memfd=1; shift ;;
+        --guest-vfio) guest_vfio=1; shift ;;
+        --d3-bar0)    d3_bar0=1; shift ;;
+        --log-level)  log_level=${2:?}; shift 2 ;;
+        --results)    results=${2:?}; shift 2 ;;
+        -h|--help)    sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+        -*)           die "unknown option $1" ;;
+        *)            break ;;
+    esac
+done
+build=$(cd "${1:-$repo/build}" 2>/dev/null && pwd) || die "no build dir ${1:-$repo/build}"
+vfpm=$build/tools/vfpm
+[[ -x $vfpm ]] || die "no $vfpm (build first: ninja -C $build)"
+case $device in
+    memory) dev_id=1b36:00f0 ;;
+    optout) dev_id=1b36:00f1 ;;
+    *) die "unknown device '$device' (memory, optout: the guest checks their registers)" ;;
+esac
+results=${results:-$build/interop-results}
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+
+seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+timed() {   # timed NAME CMD...: run CMD, print how long it took
+    local name=$1 t0 rc=0; shift
+    t0=$(date +%s.%N)
+    "$@" || rc=$?
+    log "$name: $(seconds_since "$t0") s"
+    return "$rc"
+}
+
+# ---------------------------------------------------------------- preparing
+qemu_out=$(timed "prepare-qemu" bash "$here/prepare-qemu.sh") || die "prepare-qemu.sh failed"
+qemu_cache=$(tail -n 1 <<<"$qemu_out")
+qemu_version=$(tail -n 2 <<<"$qemu_out" | head -n 1)
+export VFPM_QEMU_CACHE=$qemu_cache
+vm_cache=$(timed "prepare-vm (conformance/vm/prepare.sh)" bash "$repo/conformance/vm/prepare.sh" \
+    | tail -n 1) || die "conformance/vm/prepare.sh failed"
+kpkg=$(cat "$vm_cache/kpkg") || die "$vm_cache not prepared"
+kver=${kpkg#linux-image-}
+kdir=$vm_cache/$kver
+base=$vm_cache/base-$kver.cpio.gz
+[[ -f $base ]] || die "no base initramfs $base"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/vfpm-interop.XXXXXX")
+server_pid= proxy_pid=
+cleanup() {
+    local pid
+    for pid in $proxy_pid $server_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The guest's files go in a second archive appended to the conformance VM's
+# base one (busybox, the VFIO modules); rdinit= picks our init.
+t0=$(date +%s.%N)
+mkdir -p "$work/root/interop"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$work/root/interop/guest-check" \
+    "$here/guest-check.c" || die "building guest-check failed"
+install -m 755 "$here/guest-init.sh" "$work/root/interop/init"
+( cd "$work/root" && find interop | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) \
+    | gzip -1 > "$work/interop.cpio.gz"
+cat "$base" "$work/interop.cpio.gz" > "$work/initrd"
+log "guest programs and initramfs: $(seconds_since "$t0") s"
+
+# ---------------------------------------------------------------- the server
+sockdir=$work/sock
+mkdir -p "$sockdir"
+server_sock=$sockdir/$device.sock
+"$vfpm" serve --device "$device" --socket "$server_sock" --log-level "$log_level" \
+    --ready-file "$work/ready" 2>"$results/vfpm.log" &
+server_pid=$!
+for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
+[[ -f $work/ready ]] || die "vfpm serve did not get ready (log: $results/vfpm.log)"
+qemu_sock=$server_sock
+: > "$results/trace.log"
+if (( trace )); then
+    qemu_sock=$sockdir/trace.sock
+    python3 "$here/vfio-user-trace.py" --listen "$qemu_sock" --connect "$server_sock" \
+        --log "$results/trace.log" 2>>"$results/trace.log" &
+    proxy_pid=$!
+    for _ in $(seq 100); do [[ -S $qemu_sock ]] && break; sleep 0.05; done
+    [[ -S $qemu_sock ]] || die "the trace proxy did not start"
+fi
+
+# ---------------------------------------------------------------- the VM
+guest_args=$dev_id
+(( d3_bar0 )) && guest_args+=",--d3-bar0"
+# no_timer_check: under TCG on a busy host the IO-APIC timer test can fail.
+append="console=ttyS0 quiet panic=-1 no_timer_check rdinit=/interop/init interop.args=$guest_args"
+(( guest_vfio )) && append+=" intel_iommu=on interop.vfio=1"
+if [[ -f $kdir/vmlinux ]]; then
+    # PVH boot of the uncompressed kernel: the fastest under TCG.
+    bootargs=(-bios /usr/share/qemu/qboot.rom -kernel "$kdir/vmlinux")
+else
+    bootargs=(-kernel "$kdir/bzImage")
+fi
+machine=(-M q35 -m 512)
+if (( memfd )); then
+    machine=(-M q35,memory-backend=ram0 -m 512
+             -object memory-backend-memfd,id=ram0,size=512M,share=on)
+fi
+iommu=()
+(( guest_vfio )) && iommu=(-device intel-iommu,caching-mode=on)
+vfio_user_dev='{"driver":"vfio-user-pci","socket":{"path":"'$qemu_sock'","type":"unix"},"bus":"rp1"}'
+qemu_args=(
+    "${machine[@]}" -accel tcg -cpu max -smp 2
+    -nodefaults -display none -no-user-config -no-reboot
+    -serial "file:$work/console.log" -monitor none
+    "${bootargs[@]}" -initrd "$work/initrd" -append "$append"
+    "${iommu[@]}"
+    -device pcie-root-port,id=rp1,chassis=1,slot=1
+    -device "$vfio_user_dev"
+)
+printf '%q ' "$here/qemu.sh" --bind "$work" --bind "$kdir" "${qemu_args[@]}" > "$results/qemu.cmd"
+echo >> "$results/qemu.cmd"
+t0=$(date +%s.%N)
+set +e
+VFPM_QEMU_SKIP_PREPARE=1 timeout --kill-after=5 "$timeout_s" \
+    bash "$here/qemu.sh" --bind "$work" --bind "$kdir" "${qemu_args[@]}" \
+    </dev/null >"$results/qemu.out" 2>&1
+qrc=$?
+set -e
+boot_s=$(seconds_since "$t0")
+log "VM run (boot, checks, power-off): $boot_s s, qemu exit $qrc"
+
+# Stop the proxy and the server now, so that their logs are complete.
+for pid in $proxy_pid $server_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+proxy_pid= server_pid=
+tr -d '\r' < "$work/console.log" > "$results/console.log" 2>/dev/null || : > "$results/console.log"
+
+# ---------------------------------------------------------------- report
+echo "== guest (Linux $kver under $qemu_version, TCG) =="
+sed -n '/^@@INTEROP-BEGIN@@/,/^@@INTEROP-END/p' "$results/console.log" | sed '1d;/^@@INTEROP-END/d'
+echo "== QEMU's messages (stdout and stderr) =="
+if [[ -s $results/qemu.out ]]; then cat "$results/qemu.out"; else echo "(none)"; fi
+echo "== the server's warnings and errors =="
+grep -iE 'warn|error' "$results/vfpm.log" || echo "(none)"
+if (( trace )); then
+    echo "== vfio-user messages from QEMU (by command; every message in $results/trace.log) =="
+    awk '$2 == "c>s" { n[$4]++ } END { for (c in n) printf "  %-24s %d\n", c, n[c] }' \
+        "$results/trace.log" | sort
+fi
+
+endline=$(grep -a -m1 '^@@INTEROP-END rc=[0-9]*@@' "$results/console.log" || true)
+summary="device=$device qemu=\"$qemu_version\" kernel=$kver vm=${boot_s}s logs=$results"
+if (( qrc == 124 || qrc == 137 )); then
+    tail -n 30 "$results/console.log" >&2
+    echo "run-guest: FAIL: timed out after ${timeout_s}s ($summary)"; exit 124
+fi
+if [[ -z $endline ]]; then
+    tail -n 30 "$results/console.log" >&2
+    echo "run-guest: FAIL: the guest did not finish its checks, qemu exit $qrc ($summary)"; exit 1
+fi
+rc=${endline#@@INTEROP-END rc=}; rc=${rc%@@}
+failed=$(grep -c '^check: .*: FAIL' "$results/console.log" || true)
+passed=$(grep -c '^check: .*: ok' "$results/console.log" || true)
+if (( rc == 0 && failed == 0 && passed > 0 )); then
+    echo "run-guest: PASS: $passed checks ($summary)"
+    exit 0
+fi
+echo "run-guest: FAIL: $failed of $((passed + failed)) checks failed, guest rc $rc ($summary)"
+exit 1
