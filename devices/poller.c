@@ -153,7 +153,7 @@ static void *poller_poll_main(void *arg)
 
 		/* The wake that brought us here is served: let the device sleep again. */
 		if (drained && atomic_exchange(&p->wake_ref, false))
-			vfpm_pm_put(vfpm_pci_pm(p->pdev));
+			vfpm_pci_wake_put(p->pdev);
 		cpu_relax();
 	}
 	return NULL;
@@ -201,8 +201,8 @@ static void *poller_watch_main(void *arg)
 		/* A wake event: hold the device up until the data is in. */
 		woke = true;
 		atomic_fetch_add(&p->wakes, 1);
-		if (!atomic_exchange(&p->wake_ref, true))
-			vfpm_pm_get(vfpm_pci_pm(p->pdev));
+		if (!atomic_exchange(&p->wake_ref, true) && vfpm_pci_wake_get(p->pdev))
+			atomic_store(&p->wake_ref, false);
 	}
 	return NULL;
 }
@@ -364,6 +364,7 @@ int vfpm_poller_create(const struct vfpm_poller_opts *opts, struct vfpm_pci_dev 
 			[4] = { .type = VFPM_PCI_BAR_MEM64, .size = 4096 },
 		},
 		.pm_cap = true,
+		.pme_d3hot = true,
 		.msix_vectors = 2,
 		.msix_bar = 4,
 		.pcie_cap = true,

@@ -10,12 +10,13 @@
  * The input is the byte stream the clients send.  The writer cuts it into
  * messages by their msg_size (what is left when a header is short or
  * msg_size points past the end goes as one last piece) and reads what to do
- * from each message's msg_id, which the server only echoes:
+ * from each message's msg_id, which the server only echoes
+ * (fuzz_server_input.h has the names):
  *
  *   bit 15       0: connection A, 1: connection B
  *   bits 12-13   n, how many fds go with the message (0-3)
  *   bit 11       many: max_msg_fds + 1 + 5 * n fds instead (5, 10, 15, 20)
- *   bits 8-10,14 the fds' kind: (bits 8-10) << 1 | bit 14 (enum fd_kind;
+ *   bits 8-10,14 the fds' kind: (bits 8-10) << 1 | bit 14 (enum fz_fd_kind;
  *                0 eventfd and 1 64 KiB memfd are the original encoding)
  *   bits 6-7     the action on the fds of the reply (the reply echoes the
  *                msg_id): a memfd (a BAR's, from GET_REGION_INFO) is kept
@@ -24,11 +25,11 @@
  *                socket (VERSION) is closed at once on 0, and otherwise
  *                answers the server's DMA messages 1: correctly, 2: with
  *                error replies, 3: with hostile replies (wrong msg_id, data
- *                short, not a reply).
- *   bits 0-5     free (the id proper), but: a last piece that is not a
- *                whole message, with bits 0-7 all set, makes the clients
- *                stall before they hang up, so that the VERSION and message
- *                deadlines expire
+ *                short, not a reply: whole messages all the same)
+ *   bits 0-5     the id proper, free; but bits 0-7 all set on a last piece
+ *                that is not a whole message make the clients stall before
+ *                they hang up, so that the VERSION and message deadlines
+ *                expire
  *
  * When a message has an action, or fds the client acts on after the reply,
  * the writer waits for the reply before it goes on, so that the action
@@ -61,26 +62,18 @@
 #include <vfpm/transport.h>
 
 #include "fuzz_model.h"
+#include "fuzz_server_input.h"
 #include "fuzz_util.h"
 #include "server_internal.h"
 
 /* The server's options: small enough that the limits are reachable. */
-#define MAX_MSG_FDS 4
+#define MAX_MSG_FDS FZ_MAX_MSG_FDS
 #define MAX_DMA_MAPS 8
-#define VERSION_TIMEOUT_MS 50
-#define MSG_TIMEOUT_MS 20
+#define VERSION_TIMEOUT_MS 20
+#define MSG_TIMEOUT_MS 10
 /* The process's budgets: two connections' worth of windows is over it. */
 #define BUDGET_CONNECTIONS 2
 #define BUDGET_DMA_MAPS 12
-
-/* msg_id bits (see above). */
-#define ID_CONN_B 0x8000u
-#define ID_MANY 0x0800u
-#define ID_NFDS(id) (((id) >> 12) & 3u)
-#define ID_KIND(id) ((((id) >> 8) & 7u) << 1 | (((id) >> 14) & 1u))
-#define ID_ACTION(id) (((id) >> 6) & 3u)
-/* A last piece that is not a whole message with these bits: stall (rare: it is slow). */
-#define ID_STALL 0x00ffu
 
 #define MAX_FDS (MAX_MSG_FDS + 1 + 5 * 3)
 #define MEMFD_SIZE 65536
@@ -96,26 +89,9 @@
 /* Mappings of the BARs' memfds at most: BAR0 and BAR4, each in up to 3 pieces. */
 #define MAX_BAR_MAPS 6
 
-enum fd_kind {
-	K_EVENTFD,		/* 0: as before */
-	K_MEMFD,		/* 1: 64 KiB, as before */
-	K_MEMFD_TRUNC_NOW,	/* truncated to 0 right after sending: races the map */
-	K_MEMFD_TRUNC_AFTER,	/* truncated to 0 after the reply (after DMA_MAP mapped it) */
-	K_MEMFD_SHRINK_AFTER,	/* shrunk to 32 KiB after the reply */
-	K_MEMFD_SEALED,		/* F_SEAL_SHRINK | F_SEAL_GROW */
-	K_MEMFD_SMALL,		/* 4 KiB */
-	K_PIPE_READ,
-	K_PIPE_WRITE,		/* its read end closed: a write would raise SIGPIPE */
-	K_SOCKET,
-	K_DEVNULL,
-	K_BAR,			/* a BAR memfd the server handed out (a 64 KiB memfd when none) */
-	K_MEMFD_RDONLY,		/* opened read-only: a writable map fails */
-	K_MIX,			/* fd i is of kind mix_kinds[i % 5] */
-	K_EVENTFD_FULL,		/* its counter one below the maximum: a signal would block */
-	K_MEMFD_GROW_AFTER,	/* grown to 128 KiB after the reply */
+static const enum fz_fd_kind mix_kinds[] = {
+	FZ_EVENTFD, FZ_MEMFD, FZ_PIPE_READ, FZ_SOCKET, FZ_DEVNULL,
 };
-
-static const enum fd_kind mix_kinds[] = { K_EVENTFD, K_MEMFD, K_PIPE_READ, K_SOCKET, K_DEVNULL };
 
 /*
  * A client connection.  Its reader thread lives as long as the process
@@ -202,14 +178,14 @@ static int held_dup(struct client *c)
 	return fd;
 }
 
-static int make_fd(enum fd_kind kind, struct client *c)
+static int make_fd(enum fz_fd_kind kind, struct client *c)
 {
 	int fd, p[2];
 
 	switch (kind) {
-	case K_EVENTFD:
+	case FZ_EVENTFD:
 		return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	case K_EVENTFD_FULL: {
+	case FZ_EVENTFD_FULL: {
 		uint64_t v = UINT64_MAX - 1;
 
 		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -219,16 +195,16 @@ static int make_fd(enum fd_kind kind, struct client *c)
 		}
 		return fd;
 	}
-	case K_MEMFD_SMALL:
+	case FZ_MEMFD_SMALL:
 		return memfd_of(4096, 0);
-	case K_MEMFD_SEALED:
+	case FZ_MEMFD_SEALED:
 		fd = memfd_of(MEMFD_SIZE, MFD_ALLOW_SEALING);
 		if (fd >= 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 			close(fd);
 			fd = -1;
 		}
 		return fd;
-	case K_MEMFD_RDONLY: {
+	case FZ_MEMFD_RDONLY: {
 		char path[64];
 		int rw = memfd_of(MEMFD_SIZE, 0);
 
@@ -239,46 +215,46 @@ static int make_fd(enum fd_kind kind, struct client *c)
 		close(rw);
 		return fd;
 	}
-	case K_PIPE_READ:
-	case K_PIPE_WRITE:
+	case FZ_PIPE_READ:
+	case FZ_PIPE_WRITE:
 		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 			return -1;
-		close(p[kind == K_PIPE_READ ? 1 : 0]);
-		return p[kind == K_PIPE_READ ? 0 : 1];
-	case K_SOCKET:
+		close(p[kind == FZ_PIPE_READ ? 1 : 0]);
+		return p[kind == FZ_PIPE_READ ? 0 : 1];
+	case FZ_SOCKET:
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
 			return -1;
 		close(p[1]);
 		return p[0];
-	case K_DEVNULL:
+	case FZ_DEVNULL:
 		return open("/dev/null", O_RDWR | O_CLOEXEC);
-	case K_BAR:
+	case FZ_BAR:
 		fd = held_dup(c);
 		return fd >= 0 ? fd : memfd_of(MEMFD_SIZE, 0);
-	case K_MIX:	/* not a kind of one fd */
-	case K_MEMFD:
-	case K_MEMFD_TRUNC_NOW:
-	case K_MEMFD_TRUNC_AFTER:
-	case K_MEMFD_SHRINK_AFTER:
-	case K_MEMFD_GROW_AFTER:
+	case FZ_MIX:	/* not a kind of one fd */
+	case FZ_MEMFD:
+	case FZ_MEMFD_TRUNC_NOW:
+	case FZ_MEMFD_TRUNC_AFTER:
+	case FZ_MEMFD_SHRINK_AFTER:
+	case FZ_MEMFD_GROW_AFTER:
 		break;
 	}
 	return memfd_of(MEMFD_SIZE, 0);
 }
 
-static bool acts_after_reply(enum fd_kind kind)
+static bool acts_after_reply(enum fz_fd_kind kind)
 {
-	return kind == K_MEMFD_TRUNC_AFTER || kind == K_MEMFD_SHRINK_AFTER ||
-	       kind == K_MEMFD_GROW_AFTER;
+	return kind == FZ_MEMFD_TRUNC_AFTER || kind == FZ_MEMFD_SHRINK_AFTER ||
+	       kind == FZ_MEMFD_GROW_AFTER;
 }
 
-static void act_after_reply(enum fd_kind kind, int fd)
+static void act_after_reply(enum fz_fd_kind kind, int fd)
 {
-	if (kind == K_MEMFD_TRUNC_AFTER)
+	if (kind == FZ_MEMFD_TRUNC_AFTER)
 		truncate_to(fd, 0);
-	else if (kind == K_MEMFD_SHRINK_AFTER)
+	else if (kind == FZ_MEMFD_SHRINK_AFTER)
 		truncate_to(fd, MEMFD_SIZE / 2);
-	else if (kind == K_MEMFD_GROW_AFTER)
+	else if (kind == FZ_MEMFD_GROW_AFTER)
 		truncate_to(fd, MEMFD_SIZE * 2);
 }
 
@@ -351,7 +327,7 @@ static void write_input(void)
 		const uint8_t *p = writer.data + off;
 		size_t left = writer.len - off, size = left;
 		struct vfio_user_header h = { .msg_id = 0 };
-		enum fd_kind kinds[MAX_FDS];
+		enum fz_fd_kind kinds[MAX_FDS];
 		int fds[MAX_FDS];
 		unsigned int nfds = 0, n = 0, ci = 0;
 		bool whole = false, after = false;
@@ -362,20 +338,20 @@ static void write_input(void)
 			whole = h.msg_size >= sizeof(h) && h.msg_size <= left;
 			if (whole)
 				size = h.msg_size;
-			nfds = ID_NFDS(h.msg_id);
-			if (h.msg_id & ID_MANY)
+			nfds = FZ_NFDS(h.msg_id);
+			if (h.msg_id & FZ_MANY)
 				nfds = MAX_MSG_FDS + 1 + 5 * nfds;
-			ci = (h.msg_id & ID_CONN_B) ? 1 : 0;
-			stall = !whole && (h.msg_id & ID_STALL) == ID_STALL;
+			ci = (h.msg_id & FZ_CONN_B) ? 1 : 0;
+			stall = !whole && (h.msg_id & FZ_STALL) == FZ_STALL;
 		}
 		off += size;
 		c = &clients[ci];
 		if (dead[ci])
 			continue;
 		for (unsigned int i = 0; i < nfds; i++) {
-			enum fd_kind k = ID_KIND(h.msg_id);
+			enum fz_fd_kind k = FZ_KIND_OF(h.msg_id);
 
-			if (k == K_MIX)
+			if (k == FZ_MIX)
 				k = mix_kinds[i % (sizeof(mix_kinds) / sizeof(mix_kinds[0]))];
 			fds[n] = make_fd(k, c);
 			if (fds[n] < 0)
@@ -386,13 +362,13 @@ static void write_input(void)
 		if (!send_piece(c->sock, p, size, fds, n))
 			dead[ci] = true;
 		for (unsigned int i = 0; i < n; i++) {
-			if (kinds[i] == K_MEMFD_TRUNC_NOW)
+			if (kinds[i] == FZ_MEMFD_TRUNC_NOW)
 				truncate_to(fds[i], 0);
 		}
 		if (!dead[ci] && whole) {
 			if (!(h.flags & VFIO_USER_F_NO_REPLY))
 				expect[ci]++;
-			if (ID_ACTION(h.msg_id) || after)
+			if (FZ_ACTION_OF(h.msg_id) || after)
 				wait_replies(c, expect[ci]);
 		}
 		for (unsigned int i = 0; i < n; i++) {
@@ -477,18 +453,18 @@ static void take_reply_fds(struct client *c, unsigned int action, const int *fds
 			close(fd);
 			continue;
 		}
-		if (S_ISSOCK(st.st_mode) && action && c->twin < 0) {
+		if (S_ISSOCK(st.st_mode) && action != FZ_TWIN_CLOSE && c->twin < 0) {
 			c->twin = fd;
 			c->twin_mode = action;
 			c->twin_seq = 0;
 			continue;
 		}
 		if (S_ISREG(st.st_mode)) {
-			if (action == 1)
+			if (action == FZ_BAR_TRUNCATE)
 				truncate_to(fd, 0);
-			else if (action == 2)
+			else if (action == FZ_BAR_SHRINK)
 				truncate_to(fd, 4096);
-			else if (action == 3)
+			else if (action == FZ_BAR_GROW)
 				truncate_to(fd, st.st_size ? st.st_size * 2 : MEMFD_SIZE);
 			pthread_mutex_lock(&c->lock);
 			if (c->nheld < MAX_HELD) {
@@ -517,7 +493,7 @@ static bool read_reply(struct client *c)
 			close(fds[i]);
 		return false;
 	}
-	take_reply_fds(c, ID_ACTION(h.msg_id), fds, n);
+	take_reply_fds(c, FZ_ACTION_OF(h.msg_id), fds, n);
 	pthread_mutex_lock(&c->lock);
 	c->replies++;
 	pthread_cond_broadcast(&c->cond);
@@ -552,13 +528,13 @@ static bool twin_answer(struct client *c)
 	};
 	if (h.command == VFIO_USER_DMA_READ)
 		dlen = a.count;
-	if (c->twin_mode == 2 || dlen > sizeof(pattern)) {
+	if (c->twin_mode == FZ_TWIN_ERROR || dlen > sizeof(pattern)) {
 		static const uint32_t errnos[] = { EIO, 0, 100000, EFAULT };
 
 		rh.flags |= VFIO_USER_F_ERROR;
 		rh.error_no = errnos[c->twin_seq % 4];
 		plen = dlen = 0;
-	} else if (c->twin_mode == 3) {
+	} else if (c->twin_mode == FZ_TWIN_HOSTILE) {
 		switch (c->twin_seq % 3) {
 		case 0:
 			rh.msg_id++;
@@ -685,21 +661,27 @@ static void check_dma_budget(void)
 
 static void check_process(void)
 {
-	int n;
+	static const char *const needles[] = { "memfd:" MEMFD_NAME, "memfd:vfpm-bar" };
+	int counts[2];
+	int lines = fuzz_count_maps(needles, 2, counts);
 
 	fuzz_check_fds(&fd_baseline);
-	n = fuzz_count_maps("memfd:" MEMFD_NAME);
-	if (n != 0) {
+	if (lines < 0)
+		abort();
+	if (counts[0]) {
 		fprintf(stderr, "fuzz_server: %d mappings of clients' memfds outlived their "
-			"connections\n", n);
+			"connections\n", counts[0]);
 		abort();
 	}
-	n = fuzz_count_maps("memfd:vfpm-bar");
-	if (n > MAX_BAR_MAPS) {
-		fprintf(stderr, "fuzz_server: %d mappings of the BARs' memfds\n", n);
+	if (counts[1] > MAX_BAR_MAPS) {
+		fprintf(stderr, "fuzz_server: %d mappings of the BARs' memfds\n", counts[1]);
 		abort();
 	}
-	fuzz_check_maps(&maps_baseline, MAPS_SLACK);
+	if (lines > maps_baseline + MAPS_SLACK) {
+		fprintf(stderr, "fuzz_server: mappings leak: %d lines in /proc/self/maps, were %d\n",
+			lines, maps_baseline);
+		abort();
+	}
 	fuzz_check_threads(&threads_baseline);
 	check_dma_budget();
 }
@@ -777,7 +759,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The baselines: libFuzzer's own threads and files are there by now. */
 	if (threads_baseline < 0) {
 		fuzz_check_threads(&threads_baseline);
-		fuzz_check_maps(&maps_baseline, 0);
+		maps_baseline = fuzz_count_maps(NULL, 0, NULL);
 	}
 	for (unsigned int i = 0; i < 2; i++) {
 		struct client *c = &clients[i];

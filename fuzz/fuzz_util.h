@@ -15,16 +15,10 @@ void fuzz_drain(int sock);
 void fuzz_check_fds(int *baseline);
 
 /*
- * Lines of /proc/self/maps that contain needle (all of them when NULL); -1
- * when it cannot be read.
+ * Lines of /proc/self/maps, -1 when it cannot be read; counts[i] gets the
+ * number of lines that contain needles[i].
  */
-int fuzz_count_maps(const char *needle);
-/*
- * Abort when /proc/self/maps has grown by more than slack lines over
- * *baseline (-1 at first: the count now becomes it).  The allocator's own
- * mappings come and go; a mapping leaked with every input does not.
- */
-void fuzz_check_maps(int *baseline, int slack);
+int fuzz_count_maps(const char *const *needles, unsigned int n, int *counts);
 /* Threads of the process (/proc/self/task), -1 when it cannot be read. */
 int fuzz_count_threads(void);
 /*

@@ -13,16 +13,28 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
+#include "fuzz_model.h"
+#include "fuzz_server_input.h"
 #include "wire.h"
 
-/* Fd bits of a msg_id in fuzz_server's input format. */
-#define FDS(n) ((uint16_t)((n) << 12))
-#define MEMFD 0x4000
+/* Fd bits of a msg_id in fuzz_server's input format (fuzz_server_input.h). */
+#define FDS(n) FZ_FDS(n)
+#define MEMFD FZ_KIND(FZ_MEMFD)
+#define KIND(k) FZ_KIND(k)
+#define B FZ_CONN_B
 
 struct seed {
 	uint8_t buf[16384];
 	size_t len;
+	uint16_t id;	/* the last id proper nid gave */
 };
+
+/* The next id proper (1 .. FZ_ID_MAX, round and round). */
+static uint16_t nid(struct seed *s)
+{
+	s->id = (uint16_t)(s->id % FZ_ID_MAX + 1);
+	return s->id;
+}
 
 static void put(struct seed *s, const void *p, size_t len)
 {
@@ -98,6 +110,8 @@ static void feature(struct seed *s, uint16_t id, uint32_t flags, const void *dat
 		memcpy(buf + sizeof(f), data, len);
 	msg(s, id, VFIO_USER_DEVICE_FEATURE, 0, buf, sizeof(f) + len);
 }
+
+static void hostile_seeds(const char *dir, const char *caps);
 
 static void server_seeds(const char *dir)
 {
@@ -225,6 +239,241 @@ static void server_seeds(const char *dir)
 	msg(&s, 1, VFIO_USER_VERSION, 0, &bare, sizeof(bare));
 	msg(&s, 2, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di));
 	save(dir, "bare-version", &s);
+
+	hostile_seeds(dir, caps);
+}
+
+static void dma_map(struct seed *s, uint16_t id, uint64_t addr, uint64_t size, uint32_t flags)
+{
+	struct vfio_user_dma_map map = {
+		.argsz = sizeof(map), .flags = flags, .offset = 0, .addr = addr, .size = size,
+	};
+
+	msg(s, id, VFIO_USER_DMA_MAP, 0, &map, sizeof(map));
+}
+
+static void dma_unmap(struct seed *s, uint16_t id, uint64_t addr, uint64_t size)
+{
+	struct vfio_user_dma_unmap um = { .argsz = sizeof(um), .addr = addr, .size = size };
+
+	msg(s, id, VFIO_USER_DMA_UNMAP, 0, &um, sizeof(um));
+}
+
+/* The model's DMA (fuzz_model.h): its address, then the command; conn is 0 or B. */
+static void model_dma(struct seed *s, uint16_t conn, uint64_t addr, uint32_t cmd)
+{
+	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, FM_REG_DMA_ADDR, &addr, 8);
+	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, FM_REG_DMA, &cmd, 4);
+}
+
+static void memory_on(struct seed *s, uint16_t conn)
+{
+	const uint16_t mem = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+
+	region_write(s, nid(s) | conn, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &mem, 2);
+}
+
+static void region_info(struct seed *s, uint16_t id, uint32_t index)
+{
+	struct vfio_user_region_info ri = { .argsz = 256, .index = index };
+
+	msg(s, id, VFIO_USER_DEVICE_GET_REGION_INFO, 0, &ri, sizeof(ri));
+}
+
+static void low_power(struct seed *s, uint16_t id, uint32_t which)
+{
+	struct vfio_user_low_power_entry_with_wakeup w = { .wakeup_eventfd = 0 };
+
+	feature(s, id, VFIO_DEVICE_FEATURE_SET | which, &w,
+		which == VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP ? sizeof(w) : 0);
+}
+
+/* Seeds of hostile sessions: fds the client attacks, two clients, DMA answered. */
+static void hostile_seeds(const char *dir, const char *caps)
+{
+	static const char small_xfer[] = "{\"capabilities\":{\"max_msg_fds\":8,"
+					 "\"max_data_xfer_size\":16,\"twin_socket\":{\"supported\":true}}}";
+	const uint32_t rd = 16, wr = FM_DMA_TO_CLIENT | 16;
+	const uint32_t rw = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE;
+	const uint64_t cfg = 0x12345678;
+	struct seed s = { .len = 0 };
+
+	/*
+	 * The client truncates the memfds behind its DMA windows: after the
+	 * map (to 0, to half), before it (a race), and the kinds of fd that
+	 * cannot be mapped at all.
+	 */
+	version(&s, caps);
+	memory_on(&s, 0);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_TRUNC_AFTER), 0x100000, 0x10000, rw);
+	model_dma(&s, 0, 0x100000, rd);
+	model_dma(&s, 0, 0x100ff0, wr);
+	dma_unmap(&s, nid(&s), 0x100000, 0x10000);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_SHRINK_AFTER), 0x200000, 0x10000, rw);
+	model_dma(&s, 0, 0x200000, rd);
+	model_dma(&s, 0, 0x208000, rd);
+	model_dma(&s, 0, 0x207ff8, wr);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_TRUNC_NOW), 0x300000, 0x10000, rw);
+	model_dma(&s, 0, 0x300000, rd);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_SEALED), 0x400000, 0x10000, rw);
+	model_dma(&s, 0, 0x40fff0, wr);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_RDONLY), 0x500000, 0x10000, rw);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_RDONLY), 0x500000, 0x10000,
+		VFIO_USER_DMA_F_READ);
+	model_dma(&s, 0, 0x500000, rd);
+	model_dma(&s, 0, 0x500000, wr);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_SMALL), 0x600000, 0x10000, rw);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_MEMFD_GROW_AFTER), 0x700000, 0x10000, rw);
+	model_dma(&s, 0, 0x70fff0, wr);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_DEVNULL), 0x800000, 0x10000, rw);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_PIPE_READ), 0x900000, 0x10000, rw);
+	dma_map(&s, nid(&s) | FDS(2) | MEMFD, 0xa00000, 0x10000, rw);
+	save(dir, "dma-truncate", &s);
+
+	/*
+	 * The client truncates the BARs' memfds it got from GET_REGION_INFO,
+	 * then the server reads and writes them; the BAR's memfd as a DMA
+	 * window, which the server itself empties on low power entry.
+	 */
+	s.len = 0;
+	version(&s, caps);
+	memory_on(&s, 0);
+	region_info(&s, nid(&s) | FZ_ACTION(FZ_BAR_TRUNCATE), VFIO_PCI_BAR0_REGION_INDEX);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 64);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0x3000, 64);
+	region_write(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0x10, &cfg, 8);
+	region_info(&s, nid(&s) | FZ_ACTION(FZ_BAR_SHRINK), VFIO_PCI_BAR4_REGION_INDEX);
+	region_write(&s, nid(&s), VFIO_PCI_BAR4_REGION_INDEX, 0x1000, &cfg, 8);
+	region_read(&s, nid(&s), VFIO_PCI_BAR4_REGION_INDEX, 0x1ff0, 16);
+	region_info(&s, nid(&s) | FZ_ACTION(FZ_BAR_GROW), VFIO_PCI_BAR0_REGION_INDEX);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0x3ff0, 16);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	region_info(&s, nid(&s) | FZ_ACTION(FZ_BAR_GROW), VFIO_PCI_BAR0_REGION_INDEX);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 64);
+	region_info(&s, nid(&s) | FZ_ACTION(FZ_BAR_TRUNCATE), VFIO_PCI_BAR0_REGION_INDEX);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 64);
+	region_info(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_BAR), 0x100000, 0x4000, rw);
+	dma_map(&s, nid(&s) | FDS(1) | KIND(FZ_BAR), 0x200000, 0x10000, rw);
+	model_dma(&s, 0, 0x100000, rd);
+	model_dma(&s, 0, 0x103ff0, wr);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	model_dma(&s, 0, 0x100000, rd);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 64);
+	save(dir, "bar-truncate", &s);
+
+	/*
+	 * Two clients: B maps a window, A's request does DMA into it; A enters
+	 * low power while B reads; B unmaps under A's DMA; B arms a wakeup A
+	 * sets off.
+	 */
+	s.len = 0;
+	version(&s, caps);
+	msg(&s, 1 | B, VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
+	memory_on(&s, 0);
+	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x100000, 0x10000, rw);
+	model_dma(&s, 0, 0x100000, wr | FM_DMA_OTHER_CONN);
+	model_dma(&s, B, 0x100000, rd);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	region_read(&s, nid(&s) | B, VFIO_PCI_BAR2_REGION_INDEX, 0, 4);
+	region_read(&s, nid(&s) | B, VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
+	region_read(&s, nid(&s) | B, VFIO_PCI_BAR0_REGION_INDEX, 0, 16);
+	msg(&s, nid(&s) | B, VFPM_USER_POWER_STATUS, 0, NULL, 0);
+	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	dma_unmap(&s, nid(&s) | B, 0x100000, 0x10000);
+	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
+	low_power(&s, nid(&s) | B | FDS(1), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 16);
+	low_power(&s, nid(&s) | B, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	/* Both fill their windows: 8 for A (its max_dma_maps), the rest of the budget for B. */
+	for (uint64_t i = 0; i < 9; i++)
+		dma_map(&s, nid(&s) | FDS(1) | MEMFD, 0x1000000 + i * 0x10000, 0x10000, rw);
+	for (uint64_t i = 0; i < 6; i++)
+		dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x1000000 + i * 0x10000, 0x10000, rw);
+	dma_unmap(&s, nid(&s), 0x1000000, 0x10000);
+	dma_map(&s, nid(&s) | B, 0x2000000, 0x10000, rw);
+	save(dir, "two-clients", &s);
+
+	/*
+	 * DMA through the twin socket: A answers correctly in 16-byte pieces,
+	 * B with hostile replies; then A with error replies.
+	 */
+	s.len = 0;
+	version(&s, small_xfer);
+	s.buf[0] |= FZ_ACTION(FZ_TWIN_ANSWER);
+	msg(&s, 1 | B | FZ_ACTION(FZ_TWIN_HOSTILE), VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
+	dma_map(&s, nid(&s), 0x100000, 0x10000, rw);
+	dma_map(&s, nid(&s) | B, 0x100000, 0x10000, rw);
+	memory_on(&s, 0);
+	model_dma(&s, 0, 0x100000, 40);
+	model_dma(&s, 0, 0x100000, FM_DMA_TO_CLIENT | 40);
+	for (unsigned int i = 0; i < 3; i++) {
+		model_dma(&s, B, 0x100000, rd);
+		model_dma(&s, B, 0x100000, wr);
+	}
+	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
+	save(dir, "twin-dma", &s);
+
+	s.len = 0;
+	version(&s, caps);
+	s.buf[0] |= FZ_ACTION(FZ_TWIN_ERROR);
+	dma_map(&s, nid(&s), 0x100000, 0x10000, rw);
+	memory_on(&s, 0);
+	for (unsigned int i = 0; i < 4; i++)
+		model_dma(&s, 0, 0x100000, i & 1 ? wr : rd);
+	save(dir, "twin-error", &s);
+
+	/*
+	 * Fds the commands do not expect: more than max_msg_fds, fds that are
+	 * not eventfds, full eventfds the device signals.
+	 */
+	s.len = 0;
+	version(&s, caps);
+	dma_map(&s, nid(&s) | FZ_MANY | MEMFD, 0x100000, 0x10000, rw);
+	struct vfio_user_irq_set set = {
+		.argsz = sizeof(set), .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = VFIO_PCI_MSIX_IRQ_INDEX, .start = 0, .count = 3,
+	};
+	msg(&s, nid(&s) | FDS(3) | KIND(FZ_MIX), VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	set.count = 2;
+	msg(&s, nid(&s) | FDS(2) | KIND(FZ_EVENTFD_FULL), VFIO_USER_DEVICE_SET_IRQS, 0, &set,
+	    sizeof(set));
+	set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+	msg(&s, nid(&s), VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	set = (struct vfio_user_irq_set){
+		.argsz = sizeof(set), .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = VFIO_PCI_INTX_IRQ_INDEX, .count = 1,
+	};
+	msg(&s, nid(&s) | FDS(1) | KIND(FZ_SOCKET), VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set));
+	set.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK;
+	msg(&s, nid(&s) | FDS(1) | KIND(FZ_EVENTFD_FULL), VFIO_USER_DEVICE_SET_IRQS, 0, &set,
+	    sizeof(set));
+	low_power(&s, nid(&s) | FDS(1) | KIND(FZ_PIPE_WRITE),
+		  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+	low_power(&s, nid(&s) | FDS(1) | KIND(FZ_DEVNULL),
+		  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+	low_power(&s, nid(&s) | FZ_MANY | FDS(3), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+	low_power(&s, nid(&s) | FDS(1) | KIND(FZ_EVENTFD_FULL),
+		  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+	region_read(&s, nid(&s), VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
+	msg(&s, nid(&s) | FZ_MANY | FDS(2) | KIND(FZ_MIX), VFIO_USER_DEVICE_RESET, 0, NULL, 0);
+	save(dir, "odd-fds", &s);
+
+	/*
+	 * Deadlines: A begins a message and stops (the stall bits), B never
+	 * says VERSION at all.
+	 */
+	s.len = 0;
+	version(&s, caps);
+	struct vfio_user_header half = {
+		.msg_id = FZ_STALL, .command = VFIO_USER_REGION_READ, .msg_size = 32,
+	};
+	put(&s, &half, sizeof(half));
+	save(dir, "deadlines", &s);
 }
 
 /* fuzz_feature's format: u8 op, u8 fd spec, u16 in_len, u16 cap, arg. */

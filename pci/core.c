@@ -62,7 +62,10 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 		err = vfpm_pcicfg_set_bar(&pdev->cfg, i, &cbar);
 	}
 	if (!err && d->pm_cap) {
-		struct vfpm_pcicfg_pm_params pm = { .no_soft_reset = d->no_soft_reset };
+		struct vfpm_pcicfg_pm_params pm = {
+			.no_soft_reset = d->no_soft_reset,
+			.pme_support = d->pme_d3hot ? PCI_PM_CAP_PME_D3hot : 0,
+		};
 
 		err = vfpm_pcicfg_add_pm_cap(&pdev->cfg, &pm, NULL);
 	}
@@ -144,6 +147,8 @@ static void pci_close_device(struct vfpm_device *vdev)
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_set_d0_preserving(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
+	if (awake)
+		pci_backend_follow_power_state(pdev);
 	vfpm_pci_irqs_disable_all(&pdev->irqs);
 	if (pdev->ops.close)
 		pdev->ops.close(pdev);
@@ -161,6 +166,7 @@ static int pci_ioctl_reset(struct vfpm_pci_dev *pdev)
 	pci_set_d0_preserving(pdev);
 	pci_reset_function_locked(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
+	pci_backend_follow_power_state(pdev);
 	vfpm_pci_irqs_disable_all(&pdev->irqs);
 	if (pdev->ops.reset)
 		pdev->ops.reset(pdev);
@@ -325,6 +331,9 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, void *buf, size_t count,
 		      VFPM_PCICFG_EV_SOFT_RESET | VFPM_PCICFG_EV_FLR))
 		pci_bars_sync_mmap(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
+	/* D3hot stops the backend, D0 restarts it (an FLR leaves D3hot too). */
+	if (events & (VFPM_PCICFG_EV_POWER_STATE | VFPM_PCICFG_EV_FLR))
+		pci_backend_follow_power_state(pdev);
 	/* The function's internal state is lost either way. */
 	if (events & (VFPM_PCICFG_EV_SOFT_RESET | VFPM_PCICFG_EV_FLR)) {
 		if (events & VFPM_PCICFG_EV_FLR)
@@ -488,6 +497,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 	pthread_rwlockattr_setkind_np(&lock_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pdev->memory_lock, &lock_attr);
 	pthread_rwlockattr_destroy(&lock_attr);
+	pthread_mutex_init(&pdev->backend_lock, NULL);
 	for (unsigned int i = 0; i < 6; i++) {
 		pdev->bars[i].desc = desc->bars[i];
 		pdev->bars[i].memfd = -1;
@@ -503,6 +513,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 	if (err) {
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
+		pthread_mutex_destroy(&pdev->backend_lock);
 		free(pdev);
 		return err;
 	}
@@ -511,6 +522,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		vfpm_pci_irqs_destroy(&pdev->irqs);
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
+		pthread_mutex_destroy(&pdev->backend_lock);
 		free(pdev);
 		return err;
 	}
@@ -540,6 +552,7 @@ void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev)
 	vfpm_pci_irqs_destroy(&pdev->irqs);
 	pci_bars_release(pdev);
 	pthread_rwlock_destroy(&pdev->memory_lock);
+	pthread_mutex_destroy(&pdev->backend_lock);
 	free(pdev);
 }
 

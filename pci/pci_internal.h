@@ -45,6 +45,16 @@ struct vfpm_pci_dev {
 	/* Only the runtime PM callbacks touch it, and the PM core serialises them. */
 	bool pm_intx_masked;
 
+	/*
+	 * The function's own power state drives the model's backend too: a
+	 * function in D3hot is stopped (the model's runtime_suspend), back in
+	 * D0 it runs again (runtime_resume), whatever the runtime PM status.
+	 * backend_lock serialises those calls with the runtime PM callbacks;
+	 * it is taken before memory_lock, never while holding it.
+	 */
+	pthread_mutex_t backend_lock;
+	bool d3_stopped;		/* backend_lock: stopped because of D3hot */
+
 	struct vfpm_pci_irqs irqs;	/* has its own lock */
 };
 
@@ -65,6 +75,11 @@ void pci_bars_repair(struct vfpm_pci_dev *pdev);
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
 
 /* power.c */
+/*
+ * Stop or restart the model's backend to match PMCSR (after anything that
+ * can change it: a config write, a reset, close).  memory_lock not held.
+ */
+void pci_backend_follow_power_state(struct vfpm_pci_dev *pdev);
 int pci_feature(struct vfpm_device *vdev, uint32_t flags, struct vfpm_ubuf *data, size_t argsz,
 		const struct vfpm_fds *in);
 int pci_runtime_suspend(struct vfpm_device *vdev);

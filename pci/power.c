@@ -159,11 +159,43 @@ void pci_set_d0_preserving(struct vfpm_pci_dev *pdev)
 	pci_bars_sync_mmap(pdev);
 }
 
+void pci_backend_follow_power_state(struct vfpm_pci_dev *pdev)
+{
+	bool d3;
+	int err = 0;
+
+	pthread_mutex_lock(&pdev->backend_lock);
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	d3 = vfpm_pcicfg_power_state(&pdev->cfg) == VFPM_PCI_D3HOT;
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	if (d3 && !pdev->d3_stopped) {
+		if (pdev->ops.runtime_suspend)
+			err = pdev->ops.runtime_suspend(pdev);
+		pdev->d3_stopped = !err;
+		if (err)
+			vfpm_logf(VFPM_LOG_WARNING, "%s: the model would not stop for D3hot (%s); "
+				  "its backend goes on running", pdev->name, strerror(-err));
+		else
+			vfpm_logf(VFPM_LOG_DEBUG, "%s: D3hot: backend stopped", pdev->name);
+	} else if (!d3 && pdev->d3_stopped) {
+		if (pdev->ops.runtime_resume)
+			err = pdev->ops.runtime_resume(pdev);
+		pdev->d3_stopped = false;
+		if (err)
+			vfpm_logf(VFPM_LOG_ERR, "%s: the model did not restart in D0 (%s)",
+				  pdev->name, strerror(-err));
+		else
+			vfpm_logf(VFPM_LOG_DEBUG, "%s: D0: backend restarted", pdev->name);
+	}
+	pthread_mutex_unlock(&pdev->backend_lock);
+}
+
 int pci_runtime_suspend(struct vfpm_device *vdev)
 {
 	struct vfpm_pci_dev *pdev = to_pci(vdev);
 	int ret = 0;
 
+	pthread_mutex_lock(&pdev->backend_lock);
 	/* The user may have put the function in D3hot before asking for low power. */
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_set_d0_preserving(pdev);
@@ -173,8 +205,12 @@ int pci_runtime_suspend(struct vfpm_device *vdev)
 	pdev->pm_intx_masked = vfpm_pci_irq_type(&pdev->irqs) == VFIO_PCI_INTX_IRQ_INDEX &&
 			       vfpm_pci_irq_intx_mask(&pdev->irqs);
 
-	if (pdev->ops.runtime_suspend)
+	/* A backend D3hot stopped is stopped already: it now sleeps for runtime PM. */
+	if (pdev->d3_stopped)
+		pdev->d3_stopped = false;
+	else if (pdev->ops.runtime_suspend)
 		ret = pdev->ops.runtime_suspend(pdev);
+	pthread_mutex_unlock(&pdev->backend_lock);
 	if (ret && pdev->pm_intx_masked) {
 		vfpm_pci_irq_intx_unmask(&pdev->irqs);
 		pdev->pm_intx_masked = false;
@@ -187,8 +223,10 @@ int pci_runtime_resume(struct vfpm_device *vdev)
 	struct vfpm_pci_dev *pdev = to_pci(vdev);
 	int ret = 0;
 
+	pthread_mutex_lock(&pdev->backend_lock);
 	if (pdev->ops.runtime_resume)
 		ret = pdev->ops.runtime_resume(pdev);
+	pthread_mutex_unlock(&pdev->backend_lock);
 	if (ret)
 		return ret;
 
@@ -224,6 +262,34 @@ int vfpm_pci_wake(struct vfpm_pci_dev *pdev)
 	int ret = vfpm_pm_request_resume(vfpm_pci_pm(pdev));
 
 	return ret < 0 ? ret : 0;
+}
+
+/* A backend event in D3hot: PME_Status, when the user enabled PME. */
+static void pci_signal_pme(struct vfpm_pci_dev *pdev)
+{
+	bool set = false;
+
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	if (vfpm_pcicfg_power_state(&pdev->cfg) == VFPM_PCI_D3HOT &&
+	    vfpm_pcicfg_pme_enabled(&pdev->cfg))
+		set = vfpm_pcicfg_set_pme_status(&pdev->cfg) == 0;
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	if (set)
+		vfpm_logf(VFPM_LOG_DEBUG, "%s: backend event in D3hot: PME_Status set", pdev->name);
+}
+
+int vfpm_pci_wake_get(struct vfpm_pci_dev *pdev)
+{
+	int ret;
+
+	pci_signal_pme(pdev);
+	ret = vfpm_pm_get(vfpm_pci_pm(pdev));
+	return ret < 0 ? ret : 0;
+}
+
+void vfpm_pci_wake_put(struct vfpm_pci_dev *pdev)
+{
+	vfpm_pm_put(vfpm_pci_pm(pdev));
 }
 
 void pci_power_info(struct vfpm_device *vdev, struct vfpm_power_info *info)

@@ -450,6 +450,80 @@ static void test_poller_plain_entry_wakes_then_sleeps(void **state)
 	assert_string_equal(text, "queued");
 }
 
+static void cfg_write16(struct vfpm_instance *inst, unsigned int off, uint16_t v)
+{
+	assert_int_equal(vfpm_instance_write(inst, &v, 2,
+					     VFPM_REGION_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) + off), 2);
+}
+
+static bool stats_stopped(const struct vfpm_poller_stats *st)
+{
+	return !st->polling;
+}
+
+static bool stats_polling(const struct vfpm_poller_stats *st)
+{
+	return st->polling;
+}
+
+/* The PM capability's offset, from the capability list. */
+static unsigned int pm_cap(struct vfpm_instance *inst)
+{
+	unsigned int pos = cfg_read16(inst, PCI_CAPABILITY_LIST) & 0xff;
+
+	while (pos && (cfg_read16(inst, pos) & 0xff) != PCI_CAP_ID_PM)
+		pos = cfg_read16(inst, pos) >> 8;
+	assert_true(pos != 0);
+	return pos;
+}
+
+/*
+ * The guest's own D3hot (a PMCSR write, no low power request): the polling
+ * loop stops while runtime PM stays ACTIVE; backend data meanwhile sets
+ * PME_Status and waits; D0 restarts the loop and the data arrives.
+ */
+static void test_poller_d3hot_stops_it(void **state)
+{
+	struct poller_fixture *f = *state;
+	unsigned int pm = pm_cap(f->inst);
+	struct vfpm_poller_stats before, after;
+	char text[16] = { 0 };
+	uint16_t pmcsr;
+
+	assert_true(cfg_read16(f->inst, pm + PCI_PM_PMC) & PCI_PM_CAP_PME_D3hot);
+	cfg_write16(f->inst, pm + PCI_PM_CTRL, PCI_PM_CTRL_PME_ENABLE | 3);
+	assert_true(wait_stats(f, stats_stopped));
+	/* Not a runtime suspend: the device is open and ACTIVE, only the function sleeps. */
+	assert_int_equal(vfpm_pm_status(f->pm), VFPM_PM_ACTIVE);
+	vfpm_poller_get_stats(f->pdev, &before);
+	usleep(50 * 1000);
+	vfpm_poller_get_stats(f->pdev, &after);
+	assert_int_equal(after.polls, before.polls);
+
+	/* Data at the backend: PME, and nothing moves yet. */
+	assert_int_equal(send(f->peer, "in d3", 6, 0), 6);
+	for (int i = 0; i < WAIT_MS / 10; i++) {
+		if (cfg_read16(f->inst, pm + PCI_PM_CTRL) & PCI_PM_CTRL_PME_STATUS)
+			break;
+		usleep(10 * 1000);
+	}
+	pmcsr = (uint16_t)cfg_read16(f->inst, pm + PCI_PM_CTRL);
+	assert_true(pmcsr & PCI_PM_CTRL_PME_STATUS);
+	assert_int_equal(pmcsr & PCI_PM_CTRL_STATE_MASK, 3);
+	vfpm_poller_get_stats(f->pdev, &after);
+	assert_false(after.polling);
+	assert_int_equal(after.rx_bytes, before.rx_bytes);
+
+	/* The guest clears PME_Status and goes back to D0 (a soft reset: memory off). */
+	cfg_write16(f->inst, pm + PCI_PM_CTRL, PCI_PM_CTRL_PME_STATUS);
+	assert_false(cfg_read16(f->inst, pm + PCI_PM_CTRL) & PCI_PM_CTRL_PME_STATUS);
+	assert_true(wait_stats(f, stats_polling));
+	enable_memory(f->inst);
+	assert_true(wait_reg(f, VFPM_POLLER_REG_RX_PROD, 6));
+	memcpy(text, f->bar + VFPM_POLLER_RX_RING, 6);
+	assert_string_equal(text, "in d3");
+}
+
 /* A peer hanging up is no reason to wake; a new peer is. */
 static void test_poller_hangup_is_not_a_wake(void **state)
 {
@@ -498,6 +572,8 @@ int main(void)
 						poller_teardown),
 		cmocka_unit_test_setup_teardown(test_poller_sleeps_and_wakes_on_backend_data,
 						poller_setup, poller_teardown),
+		cmocka_unit_test_setup_teardown(test_poller_d3hot_stops_it, poller_setup,
+						poller_teardown),
 		cmocka_unit_test_setup_teardown(test_poller_plain_entry_wakes_then_sleeps,
 						poller_setup, poller_teardown),
 		cmocka_unit_test_setup_teardown(test_poller_hangup_is_not_a_wake, poller_setup,

@@ -66,6 +66,12 @@ struct vfpm_pci_desc {
 	/* Capabilities, in list order PM, MSI, MSI-X, PCIe; 0/false leaves one out. */
 	bool pm_cap;
 	bool no_soft_reset;		/* PMCSR NoSoftReset */
+	/*
+	 * The function can signal PME from D3hot (PMC PME_Support): a backend
+	 * event (vfpm_pci_wake_get) while the function is in D3hot sets
+	 * PME_Status when the user has set PME_En.
+	 */
+	bool pme_d3hot;
 	unsigned int msi_vectors;
 	unsigned int msix_vectors;
 	uint8_t msix_bar;		/* table at offset 0, PBA after it, in this BAR */
@@ -98,7 +104,16 @@ struct vfpm_pci_model_ops {
 			  void *buf, size_t count, bool write);
 	/* Function reset: VFIO_DEVICE_RESET, FLR, or a soft reset on D3hot->D0. */
 	void (*reset)(struct vfpm_pci_dev *pdev);
-	/* Runtime suspend: stop the backend, release what can be released. */
+	/*
+	 * Runtime suspend: stop the backend, release what can be released.
+	 * Also called when the user puts the function in D3hot (a PMCSR write,
+	 * as a guest driver does), and runtime_resume when it comes back to D0
+	 * (before the soft reset, unless NoSoftReset): a function in D3hot is
+	 * stopped like a suspended device, while the runtime PM status stays
+	 * ACTIVE, as the kernel sees a passed-through function the guest put
+	 * in D3hot.  The calls for one device never overlap, and a model
+	 * stopped for D3hot is not stopped twice when runtime PM suspends it.
+	 */
 	int (*runtime_suspend)(struct vfpm_pci_dev *pdev);
 	int (*runtime_resume)(struct vfpm_pci_dev *pdev);
 };
@@ -149,6 +164,21 @@ int vfpm_pci_msix_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
  * the user's wakeup eventfd if one is armed.  Returns 0 once queued.
  */
 int vfpm_pci_wake(struct vfpm_pci_dev *pdev);
+
+/*
+ * A backend event that the backend will handle (data arriving for a
+ * stopped device): takes a runtime PM reference, which resumes the device
+ * asynchronously when it is suspended (signalling the user's wakeup eventfd
+ * when one is armed) and keeps it up until vfpm_pci_wake_put.  When the
+ * function is in D3hot and the user set PME_En (desc.pme_d3hot), it also
+ * sets PME_Status, as a real function signals PME; the backend stays
+ * stopped until the user puts the function back in D0, and the event waits
+ * for it there.  Never blocks; safe from any thread.  0 or -errno (no
+ * reference is held then).
+ */
+int vfpm_pci_wake_get(struct vfpm_pci_dev *pdev);
+/* The event is handled: the device may sleep again. */
+void vfpm_pci_wake_put(struct vfpm_pci_dev *pdev);
 
 #ifdef __cplusplus
 }
