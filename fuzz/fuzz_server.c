@@ -118,6 +118,8 @@ static struct vfpm_pci_dev *pdev;
 static struct vfpm_server *srv;
 static struct client clients[2];
 static int fd_baseline = -1, maps_baseline = -1, threads_baseline = -1;
+/* FUZZ_LOG set: the library's log and what the clients do, on stderr. */
+static bool verbose;
 /* What a correct DMA_READ answer carries (filled at init). */
 static uint8_t pattern[4096];
 
@@ -466,6 +468,9 @@ static void take_reply_fds(struct client *c, unsigned int action, const int *fds
 				truncate_to(fd, 4096);
 			else if (action == FZ_BAR_GROW)
 				truncate_to(fd, st.st_size ? st.st_size * 2 : MEMFD_SIZE);
+			if (verbose)
+				fprintf(stderr, "fuzz %c: a memfd of %lld bytes in a reply: action %u\n",
+					c == clients ? 'A' : 'B', (long long)st.st_size, action);
 			pthread_mutex_lock(&c->lock);
 			if (c->nheld < MAX_HELD) {
 				c->held[c->nheld++] = fd;
@@ -550,6 +555,12 @@ static bool twin_answer(struct client *c)
 			break;
 		}
 	}
+	if (verbose)
+		fprintf(stderr, "fuzz %c: twin: %s of %llu bytes at %#llx answered: msg_id %u, "
+			"flags %#x, error %u, %zu + %zu bytes\n", c == clients ? 'A' : 'B',
+			h.command == VFIO_USER_DMA_READ ? "DMA_READ" : "DMA_WRITE",
+			(unsigned long long)a.count, (unsigned long long)a.addr, rh.msg_id, rh.flags,
+			rh.error_no, plen, dlen);
 	c->twin_seq++;
 	rh.msg_size = (uint32_t)(sizeof(rh) + plen + dlen);
 	iov[mh.msg_iovlen++] = (struct iovec){ .iov_base = &rh, .iov_len = sizeof(rh) };
@@ -718,8 +729,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	/* FUZZ_LOG=1: the library's log on stderr, to see why an input goes where it goes. */
-	if (getenv("FUZZ_LOG"))
+	/* FUZZ_LOG=1: the log on stderr, to see why an input goes where it goes. */
+	verbose = getenv("FUZZ_LOG") != NULL;
+	if (verbose)
 		vfpm_log_set(log_stderr, NULL, VFPM_LOG_DEBUG);
 	memset(pattern, 0x5a, sizeof(pattern));
 	pthread_condattr_init(&attr);

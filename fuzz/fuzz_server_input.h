@@ -25,6 +25,12 @@
 #define FZ_ACTION(a) ((uint16_t)(((a) & 3u) << 6))
 #define FZ_ACTION_OF(id) (((id) >> 6) & 3u)
 /*
+ * On a message whose reply carries no fds an action does nothing but that
+ * wait: what the other connection sends next comes after this message is
+ * done (without it, the two connections' messages are served in parallel).
+ */
+#define FZ_SYNC FZ_ACTION(1)
+/*
  * Bits 0-7 all set on a last piece that is not a whole message: the clients
  * stall before they hang up, so that the server's deadlines expire.
  */

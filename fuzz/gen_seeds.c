@@ -259,7 +259,7 @@ static void dma_unmap(struct seed *s, uint16_t id, uint64_t addr, uint64_t size)
 	msg(s, id, VFIO_USER_DMA_UNMAP, 0, &um, sizeof(um));
 }
 
-/* The model's DMA (fuzz_model.h): its address, then the command; conn is 0 or B. */
+/* The model's DMA (fuzz_model.h): its address, then the command; conn: B, FZ_SYNC or 0. */
 static void model_dma(struct seed *s, uint16_t conn, uint64_t addr, uint32_t cmd)
 {
 	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, FM_REG_DMA_ADDR, &addr, 8);
@@ -270,7 +270,9 @@ static void memory_on(struct seed *s, uint16_t conn)
 {
 	const uint16_t mem = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
 
-	region_write(s, nid(s) | conn, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &mem, 2);
+	/* Synchronous: the other connection's accesses come after it. */
+	region_write(s, nid(s) | conn | FZ_SYNC, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &mem,
+		     2);
 }
 
 static void region_info(struct seed *s, uint16_t id, uint32_t index)
@@ -361,6 +363,7 @@ static void hostile_seeds(const char *dir, const char *caps)
 	model_dma(&s, 0, 0x100000, rd);
 	model_dma(&s, 0, 0x103ff0, wr);
 	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	model_dma(&s, 0, 0x100000, rd);
 	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
 	model_dma(&s, 0, 0x100000, rd);
 	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 64);
@@ -373,28 +376,36 @@ static void hostile_seeds(const char *dir, const char *caps)
 	 */
 	s.len = 0;
 	version(&s, caps);
-	msg(&s, 1 | B, VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
+	s.buf[0] |= FZ_SYNC;
+	msg(&s, 1 | B | FZ_SYNC, VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
 	memory_on(&s, 0);
-	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x100000, 0x10000, rw);
+	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD | FZ_SYNC, 0x100000, 0x10000, rw);
 	model_dma(&s, 0, 0x100000, wr | FM_DMA_OTHER_CONN);
 	model_dma(&s, B, 0x100000, rd);
-	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	low_power(&s, nid(&s) | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
 	region_read(&s, nid(&s) | B, VFIO_PCI_BAR2_REGION_INDEX, 0, 4);
 	region_read(&s, nid(&s) | B, VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
 	region_read(&s, nid(&s) | B, VFIO_PCI_BAR0_REGION_INDEX, 0, 16);
-	msg(&s, nid(&s) | B, VFPM_USER_POWER_STATUS, 0, NULL, 0);
-	low_power(&s, nid(&s), VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
-	dma_unmap(&s, nid(&s) | B, 0x100000, 0x10000);
+	msg(&s, nid(&s) | B | FZ_SYNC, VFPM_USER_POWER_STATUS, 0, NULL, 0);
+	low_power(&s, nid(&s) | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	dma_unmap(&s, nid(&s) | B | FZ_SYNC, 0x100000, 0x10000);
 	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
-	low_power(&s, nid(&s) | B | FDS(1), VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
-	region_read(&s, nid(&s), VFIO_PCI_BAR0_REGION_INDEX, 0, 16);
-	low_power(&s, nid(&s) | B, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	/* Without a wait: B's unmap and map race A's DMA into B's windows. */
+	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x100000, 0x10000, rw);
+	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
+	dma_unmap(&s, nid(&s) | B, 0x100000, 0x10000);
+	model_dma(&s, 0, 0x100000, wr | FM_DMA_OTHER_CONN);
+	low_power(&s, nid(&s) | B | FDS(1) | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
+	region_read(&s, nid(&s) | FZ_SYNC, VFIO_PCI_BAR0_REGION_INDEX, 0, 16);
+	low_power(&s, nid(&s) | B | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
 	/* Both fill their windows: 8 for A (its max_dma_maps), the rest of the budget for B. */
 	for (uint64_t i = 0; i < 9; i++)
-		dma_map(&s, nid(&s) | FDS(1) | MEMFD, 0x1000000 + i * 0x10000, 0x10000, rw);
+		dma_map(&s, nid(&s) | FDS(1) | MEMFD | FZ_SYNC, 0x1000000 + i * 0x10000, 0x10000,
+			rw);
 	for (uint64_t i = 0; i < 6; i++)
-		dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x1000000 + i * 0x10000, 0x10000, rw);
-	dma_unmap(&s, nid(&s), 0x1000000, 0x10000);
+		dma_map(&s, nid(&s) | B | FDS(1) | MEMFD | FZ_SYNC, 0x1000000 + i * 0x10000,
+			0x10000, rw);
+	dma_unmap(&s, nid(&s) | FZ_SYNC, 0x1000000, 0x10000);
 	dma_map(&s, nid(&s) | B, 0x2000000, 0x10000, rw);
 	save(dir, "two-clients", &s);
 
@@ -407,10 +418,10 @@ static void hostile_seeds(const char *dir, const char *caps)
 	s.buf[0] |= FZ_ACTION(FZ_TWIN_ANSWER);
 	msg(&s, 1 | B | FZ_ACTION(FZ_TWIN_HOSTILE), VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
 	dma_map(&s, nid(&s), 0x100000, 0x10000, rw);
-	dma_map(&s, nid(&s) | B, 0x100000, 0x10000, rw);
+	dma_map(&s, nid(&s) | B | FZ_SYNC, 0x100000, 0x10000, rw);
 	memory_on(&s, 0);
 	model_dma(&s, 0, 0x100000, 40);
-	model_dma(&s, 0, 0x100000, FM_DMA_TO_CLIENT | 40);
+	model_dma(&s, FZ_SYNC, 0x100000, FM_DMA_TO_CLIENT | 40);
 	for (unsigned int i = 0; i < 3; i++) {
 		model_dma(&s, B, 0x100000, rd);
 		model_dma(&s, B, 0x100000, wr);

@@ -132,6 +132,41 @@ static int cmd_get_region_info(struct vfpm_server_conn *conn, struct vfpm_msg *m
 	return 0;
 }
 
+static bool is_intx_unmask_eventfd(const struct vfio_user_irq_set *req, unsigned int nfds)
+{
+	return req->index == VFIO_PCI_INTX_IRQ_INDEX && req->count == 1 && nfds == 1 &&
+	       (req->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) == VFIO_IRQ_SET_ACTION_UNMASK &&
+	       (req->flags & VFIO_IRQ_SET_DATA_TYPE_MASK) == VFIO_IRQ_SET_DATA_EVENTFD;
+}
+
+/*
+ * A second INTx unmask eventfd while one is set: the kernel says EBUSY, but
+ * it also drops the old one by itself when the user closes it (the virqfd
+ * sees the eventfd's last close).  A vfio-user server holds its own copy of
+ * the fd and never sees the client's close, so a client that re-arms the
+ * unmask this way (QEMU does, after closing its old eventfd) would be
+ * refused for good.  The new fd passed every check (EBUSY comes last), so
+ * the old one goes and the new one takes its place.
+ */
+static long replace_intx_unmask_eventfd(struct vfpm_server_conn *conn,
+					struct vfio_user_irq_set *set, size_t size,
+					const struct vfpm_fds *fds)
+{
+	int32_t none = -1, number;
+	struct vfpm_ubuf arg = { .data = set, .in_len = size, .cap = size };
+	long ret;
+
+	memcpy(&number, set->data, sizeof(number));
+	memcpy(set->data, &none, sizeof(none));
+	ret = vfpm_instance_ioctl(conn->inst, VFIO_DEVICE_SET_IRQS, &arg, fds, NULL);
+	memcpy(set->data, &number, sizeof(number));
+	if (!ret)
+		ret = vfpm_instance_ioctl(conn->inst, VFIO_DEVICE_SET_IRQS, &arg, fds, NULL);
+	vfpm_logf(VFPM_LOG_DEBUG, "%s: INTx unmask eventfd replaced by a new one (%s)", conn->who,
+		  ret ? strerror((int)-ret) : "ok");
+	return ret;
+}
+
 static int cmd_set_irqs(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 {
 	const size_t minsz = sizeof(struct vfio_user_irq_set);
@@ -185,6 +220,8 @@ static int cmd_set_irqs(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 	set->argsz = (uint32_t)size;
 	arg = (struct vfpm_ubuf){ .data = set, .in_len = size, .cap = size };
 	ret = vfpm_instance_ioctl(conn->inst, VFIO_DEVICE_SET_IRQS, &arg, &fds, NULL);
+	if (ret == -EBUSY && is_intx_unmask_eventfd(&req, m->nfds))
+		ret = replace_intx_unmask_eventfd(conn, set, size, &fds);
 	free(set);
 	return ret < 0 ? (int)ret : 0;
 }

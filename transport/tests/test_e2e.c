@@ -329,6 +329,22 @@ static void test_set_irqs(void **state)
 	pfd = (struct pollfd){ .fd = intx, .events = POLLIN };
 	assert_int_equal(poll(&pfd, 1, T_TIMEOUT_MS), 1);
 	assert_int_equal(t_eventfd_read(intx), 1);
+	/*
+	 * Re-armed with a new unmask eventfd, as QEMU does after closing its
+	 * old one (which a server cannot see): the new one replaces it, where
+	 * the kernel's ioctl says EBUSY.
+	 */
+	int unmask2 = t_eventfd();
+
+	assert_int_equal(vfpm_client_set_irqs(c, VFIO_IRQ_SET_DATA_EVENTFD |
+					      VFIO_IRQ_SET_ACTION_UNMASK,
+					      VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &unmask2), 0);
+	assert_int_equal(eventfd_write(unmask, 1), 0);	/* the old one unmasks nothing */
+	assert_int_equal(poll(&pfd, 1, 200), 0);
+	assert_int_equal(eventfd_write(unmask2, 1), 0);
+	assert_int_equal(poll(&pfd, 1, T_TIMEOUT_MS), 1);
+	assert_int_equal(t_eventfd_read(intx), 1);
+	close(unmask2);
 	/* MASK with DATA_BOOL: a new edge stays pending. */
 	assert_int_equal(vfpm_client_set_irqs(c, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_MASK,
 					      VFIO_PCI_INTX_IRQ_INDEX, 0, 1, which + 1), 0);
