@@ -112,8 +112,21 @@ static int cmd_get_region_info(struct vfpm_server_conn *conn, struct vfpm_msg *m
 	 * argsz above the client's; otherwise everything fitted and the reply
 	 * states its own size.
 	 */
-	if (info->argsz <= req.argsz)
+	if (info->argsz <= req.argsz) {
 		info->argsz = (uint32_t)len;
+	} else {
+		/*
+		 * The capabilities did not fit.  The ioctl sets CAPS with
+		 * cap_offset 0 here; vfio-user clients (QEMU) reject that and
+		 * retry with the larger argsz only when CAPS is clear, as
+		 * libvfio-user answers.  The fd comes with the full answer.
+		 */
+		info->flags &= ~(uint32_t)VFIO_REGION_INFO_FLAG_CAPS;
+		info->cap_offset = 0;
+		for (unsigned int i = 0; i < r->fds.count; i++)
+			close(r->fds.fd[i]);
+		r->fds.count = 0;
+	}
 	/*
 	 * The device core gives the kernel's offset into the device fd
 	 * (index << 40); over vfio-user every region comes with its own fd,

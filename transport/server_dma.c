@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/vfio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -192,33 +193,64 @@ out:
 	return err;
 }
 
+/* Remove windows [i, j) (write side held). */
+static void table_remove(struct dma_table *t, unsigned int i, unsigned int j)
+{
+	for (unsigned int k = i; k < j; k++)
+		region_unmap(&t->regions[k]);
+	memmove(&t->regions[i], &t->regions[j], (t->count - j) * sizeof(t->regions[0]));
+	t->count -= j - i;
+	srv_budget_put_dma_maps(j - i);
+}
+
+/*
+ * DMA_UNMAP.  The specification asks for an exact match of one mapping;
+ * QEMU also sends ranges that cover several (virtio-mem), none (a vIOMMU
+ * invalidation), or the whole 64-bit space as VFIO_DMA_UNMAP_FLAG_ALL with
+ * address and size 0.  So, as the kernel's type1 IOMMU: every window inside
+ * the range goes; a window that straddles its edge is EINVAL (and nothing
+ * goes); a range with no window in it is ENOENT, as libvfio-user answers.
+ */
 int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r)
 {
 	struct dma_table *t = &conn->dma;
 	struct vfio_user_dma_unmap req, *out;
-	unsigned int i;
+	unsigned int i, j;
+	uint64_t last;
 	int err = 0;
 
 	if (m->len < sizeof(req))
 		return -EINVAL;
 	memcpy(&req, m->payload, sizeof(req));
-	if (req.flags || req.argsz < sizeof(req) || !req.size || req.addr + req.size < req.addr)
+	if (req.argsz < sizeof(req) || (req.flags & ~(uint32_t)VFIO_DMA_UNMAP_FLAG_ALL))
 		return -EINVAL;
+	if (req.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+		if (req.addr || req.size)
+			return -EINVAL;
+	} else if (!req.size || req.size - 1 > UINT64_MAX - req.addr) {
+		return -EINVAL;	/* empty, or past the end of the 64-bit space */
+	}
 	out = malloc(sizeof(*out));
 	if (!out)
 		return -ENOMEM;
 
 	/* Taking the write side waits for the model's accesses in progress. */
 	pthread_rwlock_wrlock(&t->lock);
-	i = first_ending_after(t, req.addr);
-	if (i < t->count && t->regions[i].addr == req.addr && t->regions[i].size == req.size) {
-		region_unmap(&t->regions[i]);
-		srv_budget_put_dma_maps(1);
-		memmove(&t->regions[i], &t->regions[i + 1], (t->count - i - 1) * sizeof(t->regions[0]));
-		t->count--;
+	if (req.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+		table_remove(t, 0, t->count);
 	} else {
-		/* Only an exact match unmaps: part of a window is EINVAL, nothing is ENOENT. */
-		err = overlaps_any(t, req.addr, req.size) ? -EINVAL : -ENOENT;
+		last = req.addr + (req.size - 1);
+		i = first_ending_after(t, req.addr);
+		for (j = i; j < t->count && t->regions[j].addr <= last; j++) {
+			const struct dma_region *reg = &t->regions[j];
+
+			if (reg->addr < req.addr || reg->size - 1 > last - reg->addr)
+				err = -EINVAL;	/* straddles an edge of the range */
+		}
+		if (!err && i == j)
+			err = -ENOENT;
+		if (!err)
+			table_remove(t, i, j);
 	}
 	pthread_rwlock_unlock(&t->lock);
 	if (err) {

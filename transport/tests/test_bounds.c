@@ -343,8 +343,23 @@ static void test_dma_bounds(void **state)
 	um.argsz = sizeof(um) - 1;
 	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, EINVAL);
 	um.argsz = sizeof(um);
-	um.flags = 1;
+	um.flags = 1;	/* GET_DIRTY_BITMAP: no dirty tracking here */
 	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, EINVAL);
+	um.flags = 4;	/* VADDR */
+	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, EINVAL);
+	/* ALL (2) goes with address and size 0 only. */
+	um.flags = 2;
+	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, EINVAL);
+	um.addr = um.size = 0;
+	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, 0);
+	/* A range to the very end of the 64-bit space is a range (with nothing in it). */
+	um.flags = 0;
+	um.addr = UINT64_MAX - 0xfff;
+	um.size = 0x1000;
+	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, ENOENT);
+	um.addr = 0x1000;
+	um.size = 0 - um.addr;
+	req(b, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0, ENOENT);
 }
 
 /* Write a BAR2 register of the test model through the raw connection. */
