@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +138,7 @@ static int handle_version(struct vfpm_server_conn *conn, struct vfpm_msg *m, str
 	srv_reply_own(r, out, sizeof(*out) + jlen);
 	if (twin[0] >= 0) {
 		r->fds.fd[r->fds.count++] = twin[1];	/* the client's end goes with the reply */
+		srv_sock_set_send_timeout(twin[0], conn->srv->opts.msg_timeout_ms);
 		srv_dma_set_twin_socket(conn, twin[0]);
 	}
 
@@ -196,6 +198,9 @@ static const char *drop_reason(struct vfpm_server_conn *conn, int err, char *buf
 		return "went away in the middle of a message";
 	case -ECONNABORTED:
 		return "asked for an unsupported protocol version";
+	case -EAGAIN:
+		snprintf(buf, len, "did not read its replies for %u ms", o->msg_timeout_ms);
+		return buf;
 	default:
 		snprintf(buf, len, "connection error: %s", strerror(-err));
 		return buf;
@@ -244,10 +249,24 @@ static int serve_one(struct vfpm_server_conn *conn)
 	return conn->close_after_reply ? -ECONNABORTED : 0;
 }
 
+void srv_sock_set_send_timeout(int sock, unsigned int timeout_ms)
+{
+	struct timeval tv = {
+		.tv_sec = timeout_ms / 1000, .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000,
+	};
+
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 static void conn_teardown(struct vfpm_server_conn *conn)
 {
 	struct vfpm_server *srv = conn->srv;
 
+	/* A model thread waiting for a DMA reply from this client gives up now. */
+	pthread_mutex_lock(&srv->lock);
+	if (conn->dma_sock >= 0)
+		shutdown(conn->dma_sock, SHUT_RDWR);
+	pthread_mutex_unlock(&srv->lock);
 	srv_dma_destroy(&conn->dma);
 	if (conn->inst)
 		vfpm_instance_close(conn->inst);
@@ -340,6 +359,7 @@ static struct vfpm_server_conn *conn_new(struct vfpm_server *srv, int sock)
 	conn->sock = sock;
 	conn->dma_sock = -1;
 	conn->accepted_ms = vfpm_sock_now_ms();
+	srv_sock_set_send_timeout(sock, srv->opts.msg_timeout_ms);
 	srv_describe_peer(srv, sock, &conn->peer_pid, &conn->peer_uid, conn->who,
 			  sizeof(conn->who));
 	pthread_mutex_init(&conn->dma_sock_lock, NULL);

@@ -299,12 +299,28 @@ static int twin_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *b
 	struct vfpm_msg reply;
 	int err;
 
+	struct vfpm_recv_limits lim = {
+		.max_size = VFIO_USER_HDR_SIZE + sizeof(req) + len, .max_fds = 0,
+		.deadline_ms = vfpm_sock_now_ms() + conn->srv->opts.msg_timeout_ms,
+	};
+
 	pthread_mutex_lock(&conn->dma_sock_lock);
 	hdr.msg_id = conn->dma_msg_id++;
 	err = vfpm_sock_send_msgv(conn->dma_sock, &hdr, iov, write ? 2 : 1, NULL, 0);
 	if (!err)
-		err = vfpm_sock_recv_msg(conn->dma_sock, &reply,
-					 VFIO_USER_HDR_SIZE + sizeof(req) + len);
+		err = vfpm_sock_recv_msg_limited(conn->dma_sock, &reply, &lim);
+	if (err && !conn->dma_sock_broken) {
+		/*
+		 * A reply that never came, or half of one: a late one would be
+		 * taken for the next request's.  No more DMA on this socket.
+		 */
+		conn->dma_sock_broken = true;
+		shutdown(conn->dma_sock, SHUT_RDWR);
+		vfpm_logf(VFPM_LOG_WARNING, "%s: DMA over the twin socket failed (%s%s); no more "
+			  "DMA messages on it", conn->who, strerror(-err),
+			  err == -ETIMEDOUT || err == -EAGAIN ? ": the client did not answer in time" :
+			  "");
+	}
 	pthread_mutex_unlock(&conn->dma_sock_lock);
 	if (err)
 		return err == -ESHUTDOWN ? -ECONNRESET : err;

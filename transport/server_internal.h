@@ -85,6 +85,7 @@ struct vfpm_server_conn {
 	/* One DMA message in flight on dma_sock: protects dma_msg_id and the exchange. */
 	pthread_mutex_t dma_sock_lock;
 	uint16_t dma_msg_id;
+	bool dma_sock_broken;		/* dma_sock_lock: an exchange failed, it is shut down */
 
 	/*
 	 * Served on the caller's thread by vfpm_server_serve_fd (immutable):
@@ -129,6 +130,12 @@ struct srv_reply {
 	void *alloc;			/* freed after sending */
 	struct vfpm_fds_out fds;	/* closed after sending */
 };
+
+/*
+ * Sends on a client's sockets give up after msg_timeout_ms (a client that
+ * does not read is dropped, not waited for).
+ */
+void srv_sock_set_send_timeout(int sock, unsigned int timeout_ms);
 
 /* Set the reply payload to len bytes of buf, which the reply now owns. */
 void srv_reply_own(struct srv_reply *r, void *buf, size_t len);

@@ -846,6 +846,108 @@ static void test_held_fds(void **state)
 	       &f->base, &during, &after);
 }
 
+/* A client that sends requests and never reads a reply: dropped at the deadline. */
+static void test_replies_never_read(void **state)
+{
+	struct hfix *f = *state;
+	struct vfio_user_region_access a = {
+		.offset = 0, .region = VFIO_PCI_CONFIG_REGION_INDEX, .count = 256,
+	};
+	struct res during, after;
+	int sock = raw_connect(f->a), sent = 0;
+	long start;
+	int buf = 0;
+
+	raw_version(sock);
+	assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)), 0);
+	/* Config reads of 256 bytes until the server's replies fill both buffers. */
+	for (; sent < 20000; sent++) {
+		if (raw_send(sock, (uint16_t)sent, VFIO_USER_REGION_READ, 0, &a, sizeof(a), NULL, 0))
+			break;
+		if (sent % 64 == 63) {
+			struct pollfd pfd = { .fd = sock, .events = POLLOUT };
+
+			if (poll(&pfd, 1, 50) == 0)
+				break;	/* the server stopped reading: its sends are blocked */
+		}
+	}
+	start = now_ms();
+	res_read(f->pid, &during);
+	check_other_device(f);
+	/* Within the message deadline (1 s here) the server gives up on it. */
+	assert_logged(f, "did not read its replies for 1000 ms");
+	assert_true(now_ms() - start < 5000);
+	close(sock);
+	assert_back_to_baseline(f, &after);
+	report("requests sent, replies never read", "send deadline = message deadline (1 s here)",
+	       &f->base, &during, &after);
+}
+
+/* A twin socket whose client never answers DMA: the model's DMA times out, the device lives. */
+static void test_twin_dma_never_answered(void **state)
+{
+	struct hfix *f = *state;
+	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,"
+				   "\"twin_socket\":{\"supported\":true}}}";
+	uint8_t vbuf[sizeof(struct vfio_user_version) + sizeof(json)];
+	struct vfio_user_version ver = { .major = VFIO_USER_MAJOR, .minor = VFIO_USER_MINOR };
+	struct vfio_user_dma_map map = {
+		.argsz = sizeof(map), .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+		.addr = 0x100000, .size = 0x1000,
+	};
+	struct res during, after;
+	struct vfpm_msg m;
+	int sock = raw_connect(f->a), twin;
+	uint16_t cmd16 = PCI_COMMAND_MEMORY;
+	long start;
+
+	memcpy(vbuf, &ver, sizeof(ver));
+	memcpy(vbuf + sizeof(ver), json, sizeof(json));
+	assert_int_equal(raw_send(sock, 1, VFIO_USER_VERSION, 0, vbuf, sizeof(vbuf), NULL, 0), 0);
+	raw_recv(sock, &m);
+	assert_int_equal(m.nfds, 1);
+	twin = vfpm_msg_take_fd(&m, 0);	/* held, never read */
+	vfpm_msg_release(&m);
+	assert_int_equal(raw_send(sock, 2, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0), 0);
+	assert_int_equal(raw_expect_ok(sock, 2, VFIO_USER_DMA_MAP), 0);
+	{
+		uint8_t w[sizeof(struct vfio_user_region_access) + 4];
+		struct vfio_user_region_access *a = (void *)w;
+		uint32_t regs[3][2] = {
+			{ TM_REG_DMA_ADDR, 0x100000 }, { TM_REG_DMA_ADDR + 4, 0 },
+			{ TM_REG_DMA_CMD, TM_DMA_READ },
+		};
+
+		*a = (struct vfio_user_region_access){
+			.offset = PCI_COMMAND, .region = VFIO_PCI_CONFIG_REGION_INDEX, .count = 2,
+		};
+		memcpy(a->data, &cmd16, 2);
+		assert_int_equal(raw_send(sock, 3, VFIO_USER_REGION_WRITE, 0, w, sizeof(*a) + 2,
+					  NULL, 0), 0);
+		raw_expect_ok(sock, 3, VFIO_USER_REGION_WRITE);
+		start = now_ms();
+		for (int i = 0; i < 3; i++) {
+			*a = (struct vfio_user_region_access){
+				.offset = regs[i][0], .region = VFIO_PCI_BAR2_REGION_INDEX, .count = 4,
+			};
+			memcpy(a->data, &regs[i][1], 4);
+			assert_int_equal(raw_send(sock, (uint16_t)(4 + i), VFIO_USER_REGION_WRITE, 0,
+						  w, sizeof(w), NULL, 0), 0);
+			raw_expect_ok(sock, (uint16_t)(4 + i), VFIO_USER_REGION_WRITE);
+		}
+	}
+	/* The model's DMA waited for the message deadline (1 s here), not forever. */
+	assert_true(now_ms() - start >= 900);
+	res_read(f->pid, &during);
+	check_other_device(f);
+	assert_logged(f, "the client did not answer in time");
+	close(twin);
+	close(sock);
+	assert_back_to_baseline(f, &after);
+	report("twin socket: DMA requests never answered", "DMA reply deadline (1 s here)",
+	       &f->base, &during, &after);
+}
+
 static unsigned int read_max_map_count(void)
 {
 	FILE *m = fopen("/proc/sys/vm/max_map_count", "re");
@@ -940,6 +1042,10 @@ int main(int argc, char **argv)
 						hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_slowloris, hfix_setup_timeouts, hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_held_fds, hfix_setup_timeouts, hfix_teardown),
+		cmocka_unit_test_setup_teardown(test_replies_never_read, hfix_setup_timeouts,
+						hfix_teardown),
+		cmocka_unit_test_setup_teardown(test_twin_dma_never_answered, hfix_setup_timeouts,
+						hfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma_map_flood, hfix_setup, hfix_teardown),
 	};
 	struct rlimit rl;
