@@ -29,10 +29,20 @@ struct vfpm_device {
 	/* Serialises open_device/close_device and guards open_count. */
 	pthread_mutex_t open_lock;
 	unsigned int open_count;
+
+	/*
+	 * Protects dma_inst.  DMA holds the read side across the provider's
+	 * call, so that an instance is never closed under a DMA through it.
+	 */
+	pthread_rwlock_t dma_lock;
+	struct vfpm_instance *dma_inst;	/* whose memory the device reaches, or NULL */
 };
 
 struct vfpm_instance {
 	struct vfpm_device *dev;	/* immutable */
+	/* Set once, before the instance's first request (vfpm_instance_set_dma). */
+	const struct vfpm_dma_ops *dma_ops;
+	void *dma_opaque;
 };
 
 /* ---- user buffers and fds ---- */
@@ -192,6 +202,7 @@ int vfpm_device_create(const struct vfpm_device_ops *ops, void *priv, struct vfp
 	dev->ops = *ops;
 	dev->priv = priv;
 	pthread_mutex_init(&dev->open_lock, NULL);
+	pthread_rwlock_init(&dev->dma_lock, NULL);
 
 	if (ops->runtime_suspend || ops->runtime_resume) {
 		err = vfpm_pm_dev_create(&device_pm_ops, dev, &dev->pm);
@@ -215,6 +226,7 @@ void vfpm_device_destroy(struct vfpm_device *dev)
 		return;
 	vfpm_pm_dev_destroy(dev->pm);
 	pthread_mutex_destroy(&dev->open_lock);
+	pthread_rwlock_destroy(&dev->dma_lock);
 	free(dev);
 }
 
@@ -267,6 +279,11 @@ void vfpm_instance_close(struct vfpm_instance *inst)
 	if (!inst)
 		return;
 	dev = inst->dev;
+	/* Waits for DMA in progress through it. */
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	if (dev->dma_inst == inst)
+		dev->dma_inst = NULL;
+	pthread_rwlock_unlock(&dev->dma_lock);
 	pthread_mutex_lock(&dev->open_lock);
 	if (--dev->open_count == 0 && dev->ops.close_device)
 		dev->ops.close_device(dev);
@@ -277,6 +294,41 @@ void vfpm_instance_close(struct vfpm_instance *inst)
 struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst)
 {
 	return inst->dev;
+}
+
+/* ---- DMA ---- */
+
+void vfpm_instance_set_dma(struct vfpm_instance *inst, const struct vfpm_dma_ops *ops,
+			   void *opaque)
+{
+	inst->dma_ops = ops;
+	inst->dma_opaque = opaque;
+}
+
+void vfpm_device_set_dma_instance(struct vfpm_device *dev, struct vfpm_instance *inst)
+{
+	if (inst && !inst->dma_ops)
+		return;	/* nothing to reach through it: keep what there is */
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	dev->dma_inst = inst;
+	pthread_rwlock_unlock(&dev->dma_lock);
+}
+
+int vfpm_device_dma(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len, bool write)
+{
+	struct vfpm_instance *inst;
+	int err;
+
+	pthread_rwlock_rdlock(&dev->dma_lock);
+	inst = dev->dma_inst;
+	if (!inst)
+		err = -EFAULT;	/* no user memory to reach: an IOMMU fault */
+	else if (write)
+		err = inst->dma_ops->write(inst->dma_opaque, iova, buf, len);
+	else
+		err = inst->dma_ops->read(inst->dma_opaque, iova, buf, len);
+	pthread_rwlock_unlock(&dev->dma_lock);
+	return err;
 }
 
 /* ---- requests ---- */
@@ -360,7 +412,7 @@ ssize_t vfpm_instance_read(struct vfpm_instance *inst, void *buf, size_t count, 
 {
 	if (!inst->dev->ops.read)
 		return -EINVAL;
-	return inst->dev->ops.read(inst->dev, buf, count, pos);
+	return inst->dev->ops.read(inst, buf, count, pos);
 }
 
 ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t count,
@@ -368,5 +420,5 @@ ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t 
 {
 	if (!inst->dev->ops.write)
 		return -EINVAL;
-	return inst->dev->ops.write(inst->dev, buf, count, pos);
+	return inst->dev->ops.write(inst, buf, count, pos);
 }

@@ -57,7 +57,7 @@
 #define MEMDEV_REG_SCRATCH 0x100
 
 static unsigned int failures;
-static char dev_dir[300];
+static char dev_dir[512];
 static int cfg_fd = -1;
 
 static void check(const char *name, bool ok, const char *fmt, ...)
@@ -93,7 +93,7 @@ static void note(const char *fmt, ...)
 /* A sysfs attribute holding one hex number ("0x1b36\n"); -1 if unreadable. */
 static long read_hex_attr(const char *dir, const char *attr)
 {
-	char path[400], buf[32];
+	char path[1024], buf[32];
 	ssize_t n;
 	int fd;
 
@@ -112,7 +112,7 @@ static long read_hex_attr(const char *dir, const char *attr)
 /* A sysfs attribute as a string without its newline; "?" if unreadable. */
 static void read_str_attr(const char *dir, const char *attr, char *out, size_t len)
 {
-	char path[400];
+	char path[1024];
 	ssize_t n;
 	int fd;
 
@@ -152,14 +152,6 @@ static uint16_t cfg16(unsigned int off)
 	return v;
 }
 
-static uint32_t cfg32(unsigned int off)
-{
-	uint32_t v = 0xffffffffu;
-
-	cfg_read(off, &v, 4);
-	return v;
-}
-
 static int cfg_write16(unsigned int off, uint16_t v)
 {
 	return pwrite(cfg_fd, &v, 2, off) == 2 ? 0 : -1;
@@ -185,7 +177,8 @@ static void step_enumerate(long vendor, long device)
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		char dir[300], drv[300], driver[64] = "-";
+		char dir[512], link[1024], target[1024];
+		const char *driver = "-";
 		ssize_t len;
 		long v, d, cls, sv, sd;
 
@@ -197,11 +190,13 @@ static void step_enumerate(long vendor, long device)
 		cls = read_hex_attr(dir, "class");
 		sv = read_hex_attr(dir, "subsystem_vendor");
 		sd = read_hex_attr(dir, "subsystem_device");
-		snprintf(drv, sizeof(drv), "%s/driver", dir);
-		len = readlink(drv, drv, sizeof(drv) - 1);
+		snprintf(link, sizeof(link), "%s/driver", dir);
+		len = readlink(link, target, sizeof(target) - 1);
 		if (len > 0) {
-			drv[len] = '\0';
-			snprintf(driver, sizeof(driver), "%s", strrchr(drv, '/') + 1);
+			target[len] = '\0';
+			const char *slash = strrchr(target, '/');
+
+			driver = slash ? slash + 1 : target;
 		}
 		note("%s [%04lx]: [%04lx:%04lx] subsys [%04lx:%04lx] driver %s", names[i]->d_name,
 		     cls >> 8, v, d, sv, sd, driver);
@@ -220,7 +215,7 @@ next:
 static void step_config(long vendor, long device)
 {
 	uint8_t cfg[4096];
-	char path[400];
+	char path[1024];
 	ssize_t size;
 	unsigned int pos, guard;
 
@@ -250,7 +245,7 @@ static void step_config(long vendor, long device)
 
 		memcpy(&v, cfg + 0x10 + 4 * bar, 4);
 		if (v)
-			note("BAR%d = %#010x", bar, v);
+			note("BAR%d = 0x%08x", bar, v);
 	}
 	if (cfg[CFG_STATUS] & CFG_STATUS_CAP_LIST) {
 		char list[200] = "";
@@ -258,7 +253,7 @@ static void step_config(long vendor, long device)
 
 		for (pos = cfg[CFG_CAP_PTR] & ~3u, guard = 0; pos && pos < 256 && guard < 48;
 		     pos = cfg[pos + 1] & ~3u, guard++)
-			at += snprintf(list + at, sizeof(list) - at, " %#04x@%#x", cfg[pos], pos);
+			at += snprintf(list + at, sizeof(list) - at, " 0x%02x@0x%02x", cfg[pos], pos);
 		note("capabilities:%s", list);
 	}
 	if (size > 256) {
@@ -271,7 +266,7 @@ static void step_config(long vendor, long device)
 			memcpy(&hdr, cfg + pos, 4);
 			if (!hdr || hdr == 0xffffffffu)
 				break;
-			at += snprintf(list + at, sizeof(list) - at, " %#06x@%#x", hdr & 0xffff, pos);
+			at += snprintf(list + at, sizeof(list) - at, " 0x%04x@0x%03x", hdr & 0xffff, pos);
 		}
 		note("extended capabilities:%s", *list ? list : " none");
 	}
@@ -289,26 +284,49 @@ static void step_command(void)
 		return;
 	}
 	after = cfg16(CFG_COMMAND);
-	check("command", after & CFG_COMMAND_MEMORY, "COMMAND %#06x -> %#06x", before, after);
+	check("command", after & CFG_COMMAND_MEMORY, "COMMAND 0x%04x -> 0x%04x", before, after);
+}
+
+/* BAR's size from the sysfs resource file ("start end flags" per line); 0 if none. */
+static size_t bar_size(int bar)
+{
+	unsigned long long start, end, flags;
+	char path[1024];
+	size_t size = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/resource", dev_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	for (int line = 0; line <= bar; line++) {
+		if (fscanf(f, "%llx %llx %llx", &start, &end, &flags) != 3)
+			break;
+		if (line == bar && end > start)
+			size = (size_t)(end - start + 1);
+	}
+	fclose(f);
+	return size;
 }
 
 /* Map resourceN whole; NULL on failure (reported). */
 static volatile uint32_t *map_bar(int bar, size_t *size)
 {
-	char path[400];
-	long page = sysconf(_SC_PAGESIZE);
-	off_t end;
+	char path[1024];
 	void *p;
 	int fd;
 
+	*size = bar_size(bar);
+	if (!*size) {
+		note("BAR%d has no size in %s/resource", bar, dev_dir);
+		return NULL;
+	}
 	snprintf(path, sizeof(path), "%s/resource%d", dev_dir, bar);
 	fd = open(path, O_RDWR | O_SYNC);
 	if (fd < 0) {
 		note("open %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	end = lseek(fd, 0, SEEK_END);
-	*size = end > 0 ? (size_t)end : (size_t)page;
 	p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED) {
@@ -337,7 +355,7 @@ static long bar0_mismatches(bool write_first, size_t *size)
 	for (size_t i = 0; i < *size / 4; i++)
 		if (bar0[i] != pattern(i)) {
 			if (!bad)
-				note("BAR0 word %zu: %#010x, expected %#010x", i, bar0[i], pattern(i));
+				note("BAR0 word %zu: 0x%08x, expected 0x%08x", i, bar0[i], pattern(i));
 			bad++;
 		}
 	munmap((void *)bar0, *size);
@@ -382,9 +400,9 @@ static void step_bar2(void)
 	bar2[MEMDEV_REG_SCRATCH / 4] = 0xfeedc0deu;
 	scratch = bar2[MEMDEV_REG_SCRATCH / 4];
 	munmap((void *)bar2, size);
-	check("bar2-id", id == MEMDEV_ID, "register 0 = %#010x, expected %#010x \"MEM0\"", id,
+	check("bar2-id", id == MEMDEV_ID, "register 0 = 0x%08x, expected 0x%08x \"MEM0\"", id,
 	      MEMDEV_ID);
-	check("bar2-scratch", scratch == 0xfeedc0deu, "scratch = %#010x", scratch);
+	check("bar2-scratch", scratch == 0xfeedc0deu, "scratch = 0x%08x", scratch);
 }
 
 static unsigned int find_pm_cap(void)
@@ -426,7 +444,7 @@ static void step_d3hot(void)
 		check("d3hot", false, "no PM capability");
 		return;
 	}
-	note("PM capability at %#x: PMC %#06x PMCSR %#06x", pm, cfg16(pm + PM_PMC),
+	note("PM capability at %#x: PMC 0x%04x PMCSR 0x%04x", pm, cfg16(pm + PM_PMC),
 	     cfg16(pm + PM_PMCSR));
 	if (set_power_state(pm, PMCSR_D3HOT) < 0) {
 		check("d3hot", false, "write PMCSR: %s", strerror(errno));
@@ -435,10 +453,10 @@ static void step_d3hot(void)
 	sleep_ms(10);	/* PCI PM: 10 ms after a move to or from D3hot */
 	pmcsr_d3 = cfg16(pm + PM_PMCSR);
 	print_power_state("after writing D3hot");
-	note("in D3hot: COMMAND %#06x", cfg16(CFG_COMMAND));
+	note("in D3hot: COMMAND 0x%04x", cfg16(CFG_COMMAND));
 	id_d3 = bar2_read(MEMDEV_REG_ID);
-	note("in D3hot: BAR2 register 0 reads %#010x", id_d3);
-	check("d3hot", (pmcsr_d3 & PMCSR_STATE_MASK) == PMCSR_D3HOT, "PMCSR reads %#06x", pmcsr_d3);
+	note("in D3hot: BAR2 register 0 reads 0x%08x", id_d3);
+	check("d3hot", (pmcsr_d3 & PMCSR_STATE_MASK) == PMCSR_D3HOT, "PMCSR reads 0x%04x", pmcsr_d3);
 
 	if (set_power_state(pm, 0) < 0) {
 		check("d0", false, "write PMCSR: %s", strerror(errno));
@@ -447,13 +465,13 @@ static void step_d3hot(void)
 	sleep_ms(10);
 	pmcsr_d0 = cfg16(pm + PM_PMCSR);
 	print_power_state("after writing D0");
-	note("back in D0: COMMAND %#06x", cfg16(CFG_COMMAND));
-	check("d0", (pmcsr_d0 & PMCSR_STATE_MASK) == 0, "PMCSR reads %#06x", pmcsr_d0);
+	note("back in D0: COMMAND 0x%04x", cfg16(CFG_COMMAND));
+	check("d0", (pmcsr_d0 & PMCSR_STATE_MASK) == 0, "PMCSR reads 0x%04x", pmcsr_d0);
 	/* A D3hot -> D0 move without NoSoftReset resets the function: MEM back on. */
 	if (!(cfg16(CFG_COMMAND) & CFG_COMMAND_MEMORY))
 		cfg_write16(CFG_COMMAND, cfg16(CFG_COMMAND) | CFG_COMMAND_MEMORY);
 	id_d0 = bar2_read(MEMDEV_REG_ID);
-	check("d0-bar2-id", id_d0 == MEMDEV_ID, "register 0 = %#010x", id_d0);
+	check("d0-bar2-id", id_d0 == MEMDEV_ID, "register 0 = 0x%08x", id_d0);
 	bad = bar0_mismatches(false, &size);
 	note("BAR0 after D3hot -> D0: %ld of %zu words differ from the pattern written before"
 	     " (%s)", bad, size / 4,
@@ -480,9 +498,9 @@ static void step_d3_bar0(void)
 	sleep_ms(10);
 	note("reading BAR0 word 0 in D3hot (QEMU may die here)");
 	v = bar0[0];
-	note("BAR0 word 0 in D3hot reads %#010x", v);
+	note("BAR0 word 0 in D3hot reads 0x%08x", v);
 	bar0[1] = 0x12345678u;
-	note("BAR0 word 1 written in D3hot, reads %#010x", bar0[1]);
+	note("BAR0 word 1 written in D3hot, reads 0x%08x", bar0[1]);
 	munmap((void *)bar0, size);
 	set_power_state(pm, 0);
 	sleep_ms(10);

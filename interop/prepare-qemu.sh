@@ -45,24 +45,30 @@ root=$cache/root
 stamp=$cache/stamp
 want_stamp="suite=$suite pkgs=${qemu_pkgs[*]} layout=1"
 
-# One preparer at a time per cache; qemu.sh takes the same lock shared, so
-# a chroot being rebuilt is never run.
-exec 9>"$cache/.lock"
-flock 9
-
 qemu_version() {
     chroot "$root" /usr/bin/qemu-system-x86_64 --version | head -n 1
 }
-
-if [[ -f $stamp && $(cat "$stamp") == "$want_stamp" && -x $root/usr/bin/qemu-system-x86_64 ]]; then
+cached() {
+    [[ -f $stamp && $(cat "$stamp") == "$want_stamp" && -x $root/usr/bin/qemu-system-x86_64 ]]
+}
+print_cached() {
     step "checking the cached chroot"
     version=$(qemu_version) || die "the cached QEMU does not run; remove $cache and run again"
     step_end
     log "cached in $root"
     echo "$version"
     echo "$cache"
-    exit 0
-fi
+}
+
+# The lock: qemu.sh holds it shared while QEMU runs, a rebuild takes it
+# exclusively. A cached chroot needs only a shared hold, so checking it never
+# waits for running VMs; a rebuild waits for them and for other preparers,
+# then looks again (another preparer may have just finished).
+exec 9>"$cache/.lock"
+flock -s 9
+if cached; then print_cached; exit 0; fi
+flock 9
+if cached; then print_cached; exit 0; fi
 
 # ---------------------------------------------------------------- host tools
 apt_host() {

@@ -8,8 +8,8 @@ passes whole messages both ways, file descriptors (SCM_RIGHTS) included,
 logging one line per message: time, direction, msg_id, command, type,
 size, number of fds, and the fields that matter for the command (VERSION's
 JSON, DMA_MAP's window, region and IRQ indexes, access offsets, errors).
-The message is forwarded before its line is written, so the proxy adds
-little to the round trip. Stops on SIGTERM or SIGINT.
+Each line is written before its message is forwarded, so a reply never
+shows before its request. Stops on SIGTERM or SIGINT.
 """
 import argparse
 import array
@@ -135,13 +135,6 @@ def relay(src, dst, direction, log):
             if body is None:
                 log.write("%s truncated message (msg_id %d command %d)" % (direction, msg_id, command))
                 break
-            msg = head + body
-            if fds:
-                dst.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            else:
-                dst.sendall(msg)
-            for fd in fds:
-                os.close(fd)
             kind = "reply" if flags & 0xF == F_REPLY else "cmd"
             if flags & F_NO_REPLY:
                 kind += "|no_reply"
@@ -151,6 +144,14 @@ def relay(src, dst, direction, log):
             log.write("%s id=%-5d %-22s %-7s size=%-5d fds=%d %s" % (
                 direction, msg_id, name, kind, size, len(fds),
                 describe(command, flags, body)))
+            # Logged first, so that a reply never shows before its request.
+            msg = head + body
+            if fds:
+                dst.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            else:
+                dst.sendall(msg)
+            for fd in fds:
+                os.close(fd)
     except OSError as err:
         log.write("%s closed: %s" % (direction, err))
     finally:

@@ -93,6 +93,8 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 	return err;
 }
 
+static bool pci_bus_master(struct vfpm_pci_dev *pdev);
+
 /* ---- open, close, reset ---- */
 
 /* Function reset: configuration to power-on values, interrupts off, model reset. */
@@ -303,8 +305,8 @@ static long pci_ioctl(struct vfpm_device *vdev, unsigned int cmd, struct vfpm_ub
 
 /* ---- region access ---- */
 
-static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, void *buf, size_t count, uint64_t pos,
-			     bool write)
+static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, void *buf,
+			     size_t count, uint64_t pos, bool write)
 {
 	uint8_t saved[VFPM_PCICFG_SIZE];
 	unsigned int events = 0;
@@ -331,6 +333,9 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, void *buf, size_t count,
 		      VFPM_PCICFG_EV_SOFT_RESET | VFPM_PCICFG_EV_FLR))
 		pci_bars_sync_mmap(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
+	/* Bus mastering turned on through inst: the device DMAs into its user's memory. */
+	if ((events & VFPM_PCICFG_EV_COMMAND) && inst && pci_bus_master(pdev))
+		vfpm_device_set_dma_instance(pdev->vdev, inst);
 	/* D3hot stops the backend, D0 restarts it (an FLR leaves D3hot too). */
 	if (events & (VFPM_PCICFG_EV_POWER_STATE | VFPM_PCICFG_EV_FLR))
 		pci_backend_follow_power_state(pdev);
@@ -403,8 +408,10 @@ static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, unsigned int index, void *b
 	return done;
 }
 
-static ssize_t pci_rw(struct vfpm_device *vdev, void *buf, size_t count, uint64_t pos, bool write)
+static ssize_t pci_rw(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos,
+		      bool write)
 {
+	struct vfpm_device *vdev = vfpm_instance_device(inst);
 	struct vfpm_pci_dev *pdev = to_pci(vdev);
 	unsigned int index = VFPM_REGION_INDEX(pos);
 	uint64_t offset = pos & VFPM_REGION_OFFSET_MASK;
@@ -417,7 +424,7 @@ static ssize_t pci_rw(struct vfpm_device *vdev, void *buf, size_t count, uint64_
 		return -EIO;
 	switch (index) {
 	case VFIO_PCI_CONFIG_REGION_INDEX:
-		ret = pci_config_rw(pdev, buf, count, offset, write);
+		ret = pci_config_rw(pdev, inst, buf, count, offset, write);
 		break;
 	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX:
 		ret = pci_bar_rw(pdev, index, buf, count, offset, write);
@@ -430,14 +437,14 @@ static ssize_t pci_rw(struct vfpm_device *vdev, void *buf, size_t count, uint64_
 	return ret;
 }
 
-static ssize_t pci_read(struct vfpm_device *vdev, void *buf, size_t count, uint64_t pos)
+static ssize_t pci_read(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos)
 {
-	return pci_rw(vdev, buf, count, pos, false);
+	return pci_rw(inst, buf, count, pos, false);
 }
 
-static ssize_t pci_write(struct vfpm_device *vdev, const void *buf, size_t count, uint64_t pos)
+static ssize_t pci_write(struct vfpm_instance *inst, const void *buf, size_t count, uint64_t pos)
 {
-	return pci_rw(vdev, (void *)buf, count, pos, true);
+	return pci_rw(inst, (void *)buf, count, pos, true);
 }
 
 static const struct vfpm_device_ops pci_device_ops = {
@@ -629,4 +636,39 @@ int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector)
 int vfpm_pci_msix_signal(struct vfpm_pci_dev *pdev, unsigned int vector)
 {
 	return vfpm_pci_irq_msi_signal(&pdev->irqs, VFIO_PCI_MSIX_IRQ_INDEX, vector);
+}
+
+/* ---- DMA ---- */
+
+static bool pci_bus_master(struct vfpm_pci_dev *pdev)
+{
+	uint32_t cmd = 0;
+
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	vfpm_pcicfg_host_read(&pdev->cfg, PCI_COMMAND, 2, &cmd);
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	return cmd & PCI_COMMAND_MASTER;
+}
+
+static int pci_dma(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len, bool write)
+{
+	static struct vfpm_ratelimit rl;
+
+	if (!pci_bus_master(pdev)) {
+		/* A function without Bus Master Enable issues no memory requests. */
+		vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: DMA refused: Bus Master Enable is off",
+			     pdev->name);
+		return -EPERM;
+	}
+	return vfpm_device_dma(pdev->vdev, iova, buf, len, write);
+}
+
+int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len)
+{
+	return pci_dma(pdev, iova, buf, len, false);
+}
+
+int vfpm_pci_dma_write(struct vfpm_pci_dev *pdev, uint64_t iova, const void *buf, size_t len)
+{
+	return pci_dma(pdev, iova, (void *)buf, len, true);
 }

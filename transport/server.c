@@ -332,6 +332,7 @@ int srv_conn_open_instance(struct vfpm_server_conn *conn)
 		conn->inst = NULL;
 		return err;
 	}
+	vfpm_instance_set_dma(conn->inst, &srv_conn_dma_ops, conn);
 	if (srv->opts.on_connect)
 		srv->opts.on_connect(conn, srv->opts.opaque);
 	return 0;

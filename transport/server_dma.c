@@ -444,3 +444,19 @@ int vfpm_server_dma_write(struct vfpm_server_conn *conn, uint64_t addr, const vo
 {
 	return dma_access(conn, addr, (void *)buf, len, true);
 }
+
+/* The instance's DMA provider: the device core reaches this client's memory through it. */
+static int conn_dma_read(void *opaque, uint64_t iova, void *buf, size_t len)
+{
+	return dma_access(opaque, iova, buf, len, false);
+}
+
+static int conn_dma_write(void *opaque, uint64_t iova, const void *buf, size_t len)
+{
+	return dma_access(opaque, iova, (void *)buf, len, true);
+}
+
+const struct vfpm_dma_ops srv_conn_dma_ops = {
+	.read = conn_dma_read,
+	.write = conn_dma_write,
+};

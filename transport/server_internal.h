@@ -186,6 +186,8 @@ int srv_dma_init(struct dma_table *t, uint32_t max);
 void srv_dma_destroy(struct dma_table *t);
 int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m);
 int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
+/* The DMA provider every connection's instance gets (opaque: the conn). */
+extern const struct vfpm_dma_ops srv_conn_dma_ops;
 /* VERSION granted twin-socket mode: the server's end of the DMA socket. */
 void srv_dma_set_twin_socket(struct vfpm_server_conn *conn, int sock);
 

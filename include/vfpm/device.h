@@ -105,9 +105,12 @@ struct vfpm_device_ops {
 	/* Every device ioctl but VFIO_DEVICE_FEATURE; -EINVAL when NULL. */
 	long (*ioctl)(struct vfpm_device *dev, unsigned int cmd, struct vfpm_ubuf *arg,
 		      const struct vfpm_fds *in, struct vfpm_fds_out *out);
-	/* Region access at a VFIO region offset (index << 40 | offset). */
-	ssize_t (*read)(struct vfpm_device *dev, void *buf, size_t count, uint64_t pos);
-	ssize_t (*write)(struct vfpm_device *dev, const void *buf, size_t count, uint64_t pos);
+	/*
+	 * Region access at a VFIO region offset (index << 40 | offset), through
+	 * inst (the request's context: whose access it is).
+	 */
+	ssize_t (*read)(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos);
+	ssize_t (*write)(struct vfpm_instance *inst, const void *buf, size_t count, uint64_t pos);
 	/*
 	 * One VFIO_DEVICE_FEATURE after the core's validation: flags as the
 	 * user gave them, data after the 8-byte header, argsz the user's argsz
@@ -148,6 +151,35 @@ int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out);
 /* Close it; the last one calls close_device.  No request may be in flight on it. */
 void vfpm_instance_close(struct vfpm_instance *inst);
 struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst);
+
+/*
+ * DMA: the memory a user lets the device reach (a VMM's guest RAM), at DMA
+ * addresses (IOVAs).  The transport gives each instance a provider for the
+ * memory its client mapped (VFIO_USER_DMA_MAP); the driver says which
+ * instance's memory the device reaches (the PCI core: the one whose
+ * request last turned Bus Master Enable on), and DMA goes there.  Drivers
+ * and models never see the transport.
+ */
+struct vfpm_dma_ops {
+	/* Copy len bytes at iova: 0, or -errno (-EFAULT outside the user's memory). */
+	int (*read)(void *opaque, uint64_t iova, void *buf, size_t len);
+	int (*write)(void *opaque, uint64_t iova, const void *buf, size_t len);
+};
+/* Give the instance a DMA provider; before its first request.  ops must outlive it. */
+void vfpm_instance_set_dma(struct vfpm_instance *inst, const struct vfpm_dma_ops *ops,
+			   void *opaque);
+/*
+ * The device DMAs through inst from now on (NULL: nowhere).  An instance
+ * without a provider changes nothing.  Waits for DMA in progress.  Closing
+ * the instance ends it too.
+ */
+void vfpm_device_set_dma_instance(struct vfpm_device *dev, struct vfpm_instance *inst);
+/*
+ * DMA of len bytes between buf and the user's memory at iova (write: to the
+ * user's memory).  -EFAULT when no instance's memory is reachable or the
+ * range is not mapped, or the provider's error.  Safe from any thread.
+ */
+int vfpm_device_dma(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len, bool write);
 
 /* A device ioctl (cmd from <linux/vfio.h>).  out may be NULL if no fds can come back. */
 long vfpm_instance_ioctl(struct vfpm_instance *inst, unsigned int cmd, struct vfpm_ubuf *arg,

@@ -152,6 +152,19 @@ int vfpm_pci_host_cfg_read(struct vfpm_pci_dev *pdev, unsigned int offset, unsig
 int vfpm_pci_host_cfg_write(struct vfpm_pci_dev *pdev, unsigned int offset, unsigned int size,
 			    uint32_t value);
 
+/*
+ * DMA into the user's memory (the guest's RAM) at a DMA address, from any
+ * thread: a backend thread or a request.  The memory is that of the
+ * instance (vfio-user connection) whose request last turned Bus Master
+ * Enable on.  0, -EPERM while Bus Master Enable is off (a function without
+ * it issues no memory requests), -EFAULT when the range is not in the
+ * user's DMA windows (or no user has any), -EACCES when a window forbids
+ * the direction, or the transport's error (the client went away, did not
+ * answer in time).  The range is checked before a byte moves.
+ */
+int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len);
+int vfpm_pci_dma_write(struct vfpm_pci_dev *pdev, uint64_t iova, const void *buf, size_t len);
+
 /* Interrupts raised by the model. */
 void vfpm_pci_intx_assert(struct vfpm_pci_dev *pdev);
 void vfpm_pci_intx_deassert(struct vfpm_pci_dev *pdev);

@@ -596,6 +596,52 @@ static void test_dma(void **state)
 }
 
 /* A client that did not ask for twin-socket mode: fd-less windows are out of reach. */
+/*
+ * DMA through the device: refused until Bus Master Enable, then into the
+ * memory of the connection that turned it on, whoever else connects; gone
+ * with that connection.
+ */
+static void test_dma_through_device(void **state)
+{
+	struct tfix *f = *state;
+	struct vfpm_client *c = tfix_connect(f), *other;
+	uint8_t *mem;
+	int fd = guest_memfd(0x1000, &mem);
+	struct vfpm_client_dma map = {
+		.iova = 0x80000, .size = 0x1000,
+		.flags = VFPM_CLIENT_DMA_READ | VFPM_CLIENT_DMA_WRITE, .fd = fd,
+	};
+	uint16_t cmd = PCI_COMMAND_MEMORY;
+	uint32_t v = 0x0dd0beef;
+
+	t_enable_memory(c);
+	assert_int_equal(vfpm_client_dma_map(c, &map), 0);
+	close(fd);
+	memcpy(mem + 0x40, &v, 4);
+	assert_int_equal(model_dma(c, TM_DMA_DEV_READ, 0x80040), -EPERM);
+	cmd |= PCI_COMMAND_MASTER;
+	assert_int_equal(vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
+						  &cmd, 2), 2);
+	assert_int_equal(model_dma(c, TM_DMA_DEV_READ, 0x80040), 0);
+	assert_int_equal(bar2_read(c, TM_REG_DMA_DATA), v);
+	bar2_write(c, TM_REG_DMA_DATA, 0x600dd0d0);
+	assert_int_equal(model_dma(c, TM_DMA_DEV_WRITE, 0x80ffc), 0);
+	assert_int_equal(*(uint32_t *)(mem + 0xffc), 0x600dd0d0);
+	assert_int_equal(model_dma(c, TM_DMA_DEV_WRITE, 0x81000), -EFAULT);
+
+	/* A second client (a management tool) does not take the device's DMA over. */
+	other = tfix_connect(f);
+	t_check_client(other);
+	assert_int_equal(model_dma(other, TM_DMA_DEV_READ, 0x80040), 0);
+	assert_int_equal(bar2_read(other, TM_REG_DMA_DATA), v);
+	vfpm_client_close(c);
+	tfix_wait_conns(f, 1);
+	/* Its memory went with it. */
+	assert_int_equal(model_dma(other, TM_DMA_DEV_READ, 0x80040), -EFAULT);
+	vfpm_client_close(other);
+	munmap(mem, 0x1000);
+}
+
 static void test_dma_without_twin_socket(void **state)
 {
 	struct tfix *f = *state;
@@ -798,6 +844,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_feature_probe, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma, tfix_setup, tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_dma_through_device, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma_without_twin_socket, tfix_setup,
 						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode, tfix_setup, tfix_teardown),

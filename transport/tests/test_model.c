@@ -32,6 +32,15 @@ static void model_dma(struct tmodel *m, uint32_t cmd)
 			(uint64_t)m->regs[TM_REG_DMA_ADDR / 4 + 1] << 32;
 	int err = -ENOTCONN;
 
+	/* Through the device (the PCI core's DMA), as a model should. */
+	if (cmd == TM_DMA_DEV_READ || cmd == TM_DMA_DEV_WRITE) {
+		if (cmd == TM_DMA_DEV_READ)
+			err = vfpm_pci_dma_read(m->pdev, addr, &m->regs[TM_REG_DMA_DATA / 4], 4);
+		else
+			err = vfpm_pci_dma_write(m->pdev, addr, &m->regs[TM_REG_DMA_DATA / 4], 4);
+		m->regs[TM_REG_DMA_STATUS / 4] = (uint32_t)err;
+		return;
+	}
 	if (m->conn && cmd == TM_DMA_READ)
 		err = vfpm_server_dma_read(m->conn, addr, &m->regs[TM_REG_DMA_DATA / 4], 4);
 	else if (m->conn && cmd == TM_DMA_WRITE)

@@ -42,6 +42,8 @@
 #define TM_SLOW_VALUE 0x5104u
 #define TM_DMA_READ 1u
 #define TM_DMA_WRITE 2u
+#define TM_DMA_DEV_READ 3u	/* the same through vfpm_pci_dma_read (Bus Master Enable) */
+#define TM_DMA_DEV_WRITE 4u
 
 struct tmodel {
 	struct vfpm_pci_dev *pdev;
