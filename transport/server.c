@@ -301,9 +301,13 @@ static void conn_serve(struct vfpm_server_conn *conn)
 		;
 	why = drop_reason(conn, err, buf, sizeof(buf));
 	if (why) {
-		static struct vfpm_ratelimit rl;
+		/* One rate limit per reason: a flood of one kind hides no other. */
+		static struct vfpm_ratelimit rl[8];
+		unsigned int kind = err == -ETIMEDOUT ? (conn->negotiated ? 1 : 2) :
+				    err == -EAGAIN ? 3 : err == -E2BIG || err == -EBADMSG ? 4 :
+				    err == -ECONNRESET ? 5 : 0;
 
-		vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: %s; disconnected", conn->who, why);
+		vfpm_logf_rl(&rl[kind], VFPM_LOG_WARNING, "%s: %s; disconnected", conn->who, why);
 	} else {
 		static struct vfpm_ratelimit rl;
 

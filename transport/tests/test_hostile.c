@@ -320,6 +320,27 @@ static void check_other_device(struct hfix *f)
 		fail_msg("the other device took %ld ms to answer", now_ms() - start);
 }
 
+/*
+ * The device's last user has gone (the server tears connections down on its
+ * own time): unused, it is suspended again.  Asked without opening it.
+ */
+static void wait_device_closed(const char *path)
+{
+	struct vfpm_client_power st;
+	struct vfpm_client *c;
+	long deadline = now_ms() + HS_SETTLE_MS;
+
+	assert_int_equal(vfpm_client_connect(path, &c), 0);
+	for (;;) {
+		assert_int_equal(vfpm_client_power_status(c, &st), 0);
+		if (!strcmp(st.runtime_status, "suspended") && st.usage_count == 0)
+			break;
+		assert_true(now_ms() < deadline);
+		sleep_ms(20);
+	}
+	vfpm_client_close(c);
+}
+
 /* Back to the baseline once the attacker has gone (asserts), into *after. */
 static void assert_back_to_baseline(struct hfix *f, struct res *after)
 {
@@ -405,6 +426,7 @@ static void test_bar_memfd_truncated(void **state)
 						 sizeof(back)), sizeof(back));
 	vfpm_client_close(c);
 	close(fd);
+	wait_device_closed(f->a);
 
 	/* The next user finds a whole BAR: right size, mapping and region access agree. */
 	assert_int_equal(vfpm_client_connect(f->a, &c), 0);
@@ -449,6 +471,7 @@ static void test_bar_memfd_truncated_poller(void **state)
 	assert_logged(f, "BAR0: a client truncated its memory file");
 	vfpm_client_close(c);
 	close(fd);
+	wait_device_closed(f->p);
 
 	/* Open again: reset, the device's registers are whole. */
 	assert_int_equal(vfpm_client_connect(f->p, &c), 0);
