@@ -30,12 +30,20 @@ struct fuzz_model {
 static _Thread_local struct vfpm_server_conn *own_conn;
 
 /* Called with m->lock held: DMA between the register file and a client. */
-static void fm_dma(struct fuzz_model *m, uint32_t cmd)
+static void fm_dma(struct vfpm_pci_dev *pdev, struct fuzz_model *m, uint32_t cmd)
 {
 	struct vfpm_server_conn *conn = own_conn;
 	uint64_t addr;
 	size_t len = cmd & 0xfff;
 
+	memcpy(&addr, m->regs + FM_REG_DMA_ADDR, sizeof(addr));
+	if (cmd & FM_DMA_DEVICE) {
+		if (cmd & FM_DMA_TO_CLIENT)
+			vfpm_pci_dma_write(pdev, addr, m->regs, len);
+		else
+			vfpm_pci_dma_read(pdev, addr, m->regs, len);
+		return;
+	}
 	for (unsigned int i = 0; (cmd & FM_DMA_OTHER_CONN) && i < FM_MAX_CONNS; i++) {
 		if (m->conns[i] && m->conns[i] != own_conn) {
 			conn = m->conns[i];
@@ -44,7 +52,6 @@ static void fm_dma(struct fuzz_model *m, uint32_t cmd)
 	}
 	if (!conn)
 		return;
-	memcpy(&addr, m->regs + FM_REG_DMA_ADDR, sizeof(addr));
 	if (cmd & FM_DMA_TO_CLIENT)
 		vfpm_server_dma_write(conn, addr, m->regs, len);
 	else
@@ -69,7 +76,7 @@ static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t o
 		uint32_t cmd;
 
 		memcpy(&cmd, buf, 4);
-		fm_dma(m, cmd);
+		fm_dma(pdev, m, cmd);
 	} else if (write) {
 		memcpy(m->regs + offset, buf, count);
 	} else {

@@ -9,8 +9,10 @@
  * (low 12 bits), the direction (bit 31: to the client) and the connection
  * (bit 30 clear: the one whose request this is; set: another live one, when
  * there is one, so that one client's request does DMA into another client's
- * windows while that client maps, unmaps or goes away); the register file
- * from offset 0 is the buffer.  A trapped access while the device is not
+ * windows while that client maps, unmaps or goes away; bit 29 set: the
+ * device's own DMA, vfpm_pci_dma_*, into the memory of whichever client last
+ * turned Bus Master Enable on); the register file from offset 0 is the
+ * buffer.  A trapped access while the device is not
  * ACTIVE is the bug the runtime PM core exists to prevent: the model aborts
  * on it, so the fuzzer reports it as a crash.
  */
@@ -24,6 +26,7 @@
 #define FM_REG_DMA 0xff8
 #define FM_DMA_TO_CLIENT 0x80000000u
 #define FM_DMA_OTHER_CONN 0x40000000u
+#define FM_DMA_DEVICE 0x20000000u
 
 int fuzz_model_create(struct vfpm_pci_dev **out);
 void fuzz_model_destroy(struct vfpm_pci_dev *pdev);

@@ -69,8 +69,13 @@
 /* The server's options: small enough that the limits are reachable. */
 #define MAX_MSG_FDS FZ_MAX_MSG_FDS
 #define MAX_DMA_MAPS 8
-#define VERSION_TIMEOUT_MS 20
-#define MSG_TIMEOUT_MS 10
+/*
+ * The deadlines: short, so that the stall that makes them expire is cheap;
+ * msg_timeout_ms also bounds the wait for a twin-socket DMA reply and for a
+ * send to a client, which the clients' readers easily meet.
+ */
+#define VERSION_TIMEOUT_MS 30
+#define MSG_TIMEOUT_MS 30
 /* The process's budgets: two connections' worth of windows is over it. */
 #define BUDGET_CONNECTIONS 2
 #define BUDGET_DMA_MAPS 12
@@ -81,7 +86,7 @@
 /* How long the writer waits for a reply before it goes on regardless. */
 #define SYNC_TIMEOUT_MS 2000
 /* The stall at the end: past both deadlines. */
-#define STALL_MS (VERSION_TIMEOUT_MS + MSG_TIMEOUT_MS)
+#define STALL_MS ((VERSION_TIMEOUT_MS > MSG_TIMEOUT_MS ? VERSION_TIMEOUT_MS : MSG_TIMEOUT_MS) + 10)
 /* Memfds from replies a client keeps (more are closed). */
 #define MAX_HELD 8
 /* Lines /proc/self/maps may grow by for the allocator's sake (ASan's size classes). */
@@ -677,7 +682,9 @@ static void check_dma_budget(void)
  * beyond what the allocator's size classes take (an input that leaks one
  * mapping gets there within a few thousand executions).
  */
-static const char *const map_needles[] = { "memfd:" MEMFD_NAME, "memfd:vfpm-bar", "/dev/zero" };
+static const char *const map_needles[] = {
+	("memfd:" MEMFD_NAME), "memfd:vfpm-bar", "/dev/zero",
+};
 #define N_NEEDLES (sizeof(map_needles) / sizeof(map_needles[0]))
 static int maps_base[N_NEEDLES];
 

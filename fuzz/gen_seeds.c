@@ -410,6 +410,36 @@ static void hostile_seeds(const char *dir, const char *caps)
 	save(dir, "two-clients", &s);
 
 	/*
+	 * The device's own DMA (vfpm_pci_dma_*): into the memory of the client
+	 * that last turned Bus Master Enable on, while that client truncates,
+	 * unmaps, turns it off, goes away.
+	 */
+	s.len = 0;
+	version(&s, caps);
+	s.buf[0] |= FZ_SYNC;
+	msg(&s, 1 | B | FZ_SYNC, VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
+	memory_on(&s, 0);
+	dma_map(&s, nid(&s) | FDS(1) | MEMFD, 0x100000, 0x10000, rw);
+	model_dma(&s, 0, 0x100000, rd | FM_DMA_DEVICE);
+	model_dma(&s, FZ_SYNC, 0x100ff0, wr | FM_DMA_DEVICE);
+	dma_map(&s, nid(&s) | B | FDS(1) | KIND(FZ_MEMFD_TRUNC_AFTER), 0x100000, 0x10000, rw);
+	memory_on(&s, B);
+	model_dma(&s, 0, 0x100000, rd | FM_DMA_DEVICE);
+	model_dma(&s, FZ_SYNC, 0x100000, wr | FM_DMA_DEVICE);
+	dma_unmap(&s, nid(&s) | B | FZ_SYNC, 0x100000, 0x10000);
+	model_dma(&s, FZ_SYNC, 0x100000, rd | FM_DMA_DEVICE);
+	const uint16_t no_master = PCI_COMMAND_MEMORY;
+	region_write(&s, nid(&s) | B | FZ_SYNC, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
+		     &no_master, 2);
+	model_dma(&s, FZ_SYNC, 0x100000, rd | FM_DMA_DEVICE);
+	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x200000, 0x10000, rw);
+	memory_on(&s, B);
+	/* Without waits: B goes away (its input ends) under A's DMA into its memory. */
+	for (unsigned int i = 0; i < 4; i++)
+		model_dma(&s, 0, 0x200000, (i & 1 ? wr : rd) | FM_DMA_DEVICE);
+	save(dir, "device-dma", &s);
+
+	/*
 	 * DMA through the twin socket: A answers correctly in 16-byte pieces,
 	 * B with hostile replies; then A with error replies.
 	 */
@@ -427,6 +457,8 @@ static void hostile_seeds(const char *dir, const char *caps)
 		model_dma(&s, B, 0x100000, wr);
 	}
 	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
+	model_dma(&s, 0, 0x100000, rd | FM_DMA_DEVICE);
+	model_dma(&s, 0, 0x100000, wr | FM_DMA_DEVICE);
 	save(dir, "twin-dma", &s);
 
 	s.len = 0;
