@@ -37,10 +37,18 @@ rc=$?
 # The guest kernel's own runtime PM: vfio-pci suspends an unused device
 # into D3hot (through a PMCSR config write, which QEMU passes on).
 if [ "$(cmdline_opt interop.vfio)" = 1 ]; then
-    dev=$(grep -l '^0x1b36$' /sys/bus/pci/devices/*/vendor | head -n 1)
-    dev=${dev%/vendor}
+    # The device guest-check looked at: its VVVV:DDDD is the first argument.
+    want=${args%% *}
+    dev=
+    for d in /sys/bus/pci/devices/*; do
+        if [ "$(cat "$d/vendor"):$(cat "$d/device")" = "0x${want%:*}:0x${want#*:}" ]; then
+            dev=$d; break
+        fi
+    done
     bdf=${dev##*/}
     ok=1
+    [ -n "$dev" ] || { echo "  no $want device"; ok=0; }
+    # shellcheck disable=SC2013  # one module name per line, no spaces
     for m in $(cat /lib/modules/order); do
         insmod "/lib/modules/$m.ko" || { echo "  insmod $m failed"; ok=0; }
     done
@@ -49,7 +57,7 @@ if [ "$(cmdline_opt interop.vfio)" = 1 ]; then
     drv=$(readlink "$dev/driver" 2>/dev/null)
     echo "  $bdf driver: ${drv##*/}"
     [ "${drv##*/}" = vfio-pci ] || ok=0
-    status=? i=0
+    status='?' i=0
     while [ $ok = 1 ] && [ $i -lt 50 ]; do
         status=$(cat "$dev/power/runtime_status")
         [ "$status" = suspended ] && break
@@ -58,6 +66,11 @@ if [ "$(cmdline_opt interop.vfio)" = 1 ]; then
     # power_state is read without resuming the device.
     state=$(cat "$dev/power_state" 2>/dev/null || echo ?)
     echo "  runtime_status $status, power_state $state"
+    # What else the guest kernel says about the device and its root port.
+    port=$(dirname "$(readlink -f "$dev")")
+    echo "  root port ${port##*/}: runtime_status $(cat "$port/power/runtime_status")," \
+         "power_state $(cat "$port/power_state" 2>/dev/null)"
+    dmesg | grep -F "$bdf" | sed 's/^/  dmesg: /'
     if [ $ok = 1 ] && [ "$status" = suspended ] && [ "$state" = D3hot ]; then
         echo "check: vfio-runtime-d3hot: ok"
     else

@@ -31,7 +31,7 @@ die() { echo "prepare-qemu: error: $*" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 
 # Per-step timing: `step NAME` starts one, `step_end` prints it.
-step_name= step_start=
+step_name='' step_start=''
 step() { step_name=$1; step_start=$(date +%s.%N); log "$step_name ..."; }
 step_end() {
     log "$step_name: $(awk -v a="$step_start" -v b="$(date +%s.%N)" \
@@ -99,7 +99,7 @@ host_mirror() {
         else
             awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; break } }' "$f"
         fi
-    done | grep -E '^https?://[^ ]*/debian/?$' | head -n 1
+    done | { grep -E '^https?://[^ ]*/debian/?$' || true; } | head -n 1
 }
 mirror=${VFPM_DEBIAN_MIRROR:-$(host_mirror)}
 mirror=${mirror:-http://deb.debian.org/debian}
@@ -152,6 +152,7 @@ path-exclude=/usr/share/locale/*
 EOF
 
 in_chroot() {
+    # shellcheck disable=SC2016  # expanded by the inner shell
     unshare --mount --propagation private -- /bin/sh -c '
         set -e
         r=$1; shift
@@ -172,7 +173,10 @@ in_chroot apt-get clean
 step_end
 
 step "checking the vfio-user client"
-in_chroot /usr/bin/qemu-system-x86_64 -device help 2>&1 | grep -q '"vfio-user-pci"' \
+# Captured first: grep -q ending the pipe early would fail it under pipefail.
+devices=$(in_chroot /usr/bin/qemu-system-x86_64 -device help 2>&1) \
+    || die "qemu-system-x86_64 in the chroot does not run: $devices"
+grep -q '"vfio-user-pci"' <<<"$devices" \
     || die "qemu-system-x86_64 in the chroot has no vfio-user-pci device"
 step_end
 

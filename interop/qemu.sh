@@ -55,6 +55,7 @@ for d in "${binds[@]}"; do mkdir -p "$root$d"; done
 # Inside the new namespace: /proc and /sys fresh, the host's /dev (QEMU needs
 # /dev/null and /dev/urandom; /dev/shm and /dev/pts come along), then the
 # binds, then chroot and exec QEMU from the same working directory.
+# shellcheck disable=SC2016  # expanded by the inner shell
 exec unshare --mount --propagation private -- /bin/bash -c '
     set -euo pipefail
     root=$1 cwd=$2 nbinds=$3; shift 3

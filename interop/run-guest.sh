@@ -17,8 +17,10 @@
 #     --guest-vfio        then bind the device to the guest's vfio-pci (adds an
 #                         intel-iommu) and wait for the guest kernel to
 #                         runtime-suspend it into D3hot
-#     --d3-bar0           last, touch BAR0 through its mapping in D3hot (may
-#                         end QEMU: the server revokes the memory)
+#     --d3-bar0           last, touch BAR0 through its mapping in D3hot (the
+#                         server revokes the memory; QEMU 11.1 disables the
+#                         BAR first, so the guest reads 0)
+#     --no-d3hot          leave out the guest's own PMCSR writes (D3hot, D0)
 #     --log-level LEVEL   the server's (default debug)
 #     --results DIR       where the logs stay (default BUILD/interop-results)
 #
@@ -26,7 +28,8 @@
 # the server's warnings, then "run-guest: PASS ..." or "run-guest: FAIL ...".
 # Exit 0 pass, 1 a check failed, 124 timeout, 125 could not run.
 # Environment: VFPM_QEMU_CACHE (prepare-qemu.sh), VFPM_VM_CACHE
-# (conformance/vm/prepare.sh).
+# (conformance/vm/prepare.sh), VFPM_QEMU_EXTRA (more QEMU arguments, split
+# on spaces; e.g. "-trace vfio_pci_write_config" prints to RESULTS/qemu.out).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +37,7 @@ repo=$(cd "$here/.." && pwd)
 log() { echo "run-guest: $*" >&2; }
 die() { echo "run-guest: FAIL: $*" >&2; exit 125; }
 
-device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0
+device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1
 log_level=debug results=
 while (( $# )); do
     case $1 in
@@ -44,6 +47,7 @@ while (( $# )); do
         --memfd)      memfd=1; shift ;;
         --guest-vfio) guest_vfio=1; shift ;;
         --d3-bar0)    d3_bar0=1; shift ;;
+        --no-d3hot)   d3hot=0; shift ;;
         --log-level)  log_level=${2:?}; shift 2 ;;
         --results)    results=${2:?}; shift 2 ;;
         -h|--help)    sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
@@ -86,7 +90,8 @@ base=$vm_cache/base-$kver.cpio.gz
 [[ -f $base ]] || die "no base initramfs $base"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vfpm-interop.XXXXXX")
-server_pid= proxy_pid=
+server_pid='' proxy_pid=''
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
     local pid
     for pid in $proxy_pid $server_pid; do
@@ -123,15 +128,16 @@ qemu_sock=$server_sock
 if (( trace )); then
     qemu_sock=$sockdir/trace.sock
     python3 "$here/vfio-user-trace.py" --listen "$qemu_sock" --connect "$server_sock" \
-        --log "$results/trace.log" 2>>"$results/trace.log" &
+        --log "$results/trace.log" 2>"$results/trace.err" &
     proxy_pid=$!
     for _ in $(seq 100); do [[ -S $qemu_sock ]] && break; sleep 0.05; done
-    [[ -S $qemu_sock ]] || die "the trace proxy did not start"
+    [[ -S $qemu_sock ]] || die "the trace proxy did not start ($(cat "$results/trace.err"))"
 fi
 
 # ---------------------------------------------------------------- the VM
 guest_args=$dev_id
 (( d3_bar0 )) && guest_args+=",--d3-bar0"
+(( d3hot )) || guest_args+=",--no-d3hot"
 # no_timer_check: under TCG on a busy host the IO-APIC timer test can fail.
 append="console=ttyS0 quiet panic=-1 no_timer_check rdinit=/interop/init interop.args=$guest_args"
 (( guest_vfio )) && append+=" intel_iommu=on interop.vfio=1"
@@ -141,14 +147,18 @@ if [[ -f $kdir/vmlinux ]]; then
 else
     bootargs=(-kernel "$kdir/bzImage")
 fi
+# shellcheck disable=SC2054  # the commas are QEMU's
 machine=(-M q35 -m 512)
+# shellcheck disable=SC2054
 if (( memfd )); then
     machine=(-M q35,memory-backend=ram0 -m 512
              -object memory-backend-memfd,id=ram0,size=512M,share=on)
 fi
 iommu=()
+# shellcheck disable=SC2054
 (( guest_vfio )) && iommu=(-device intel-iommu,caching-mode=on)
 vfio_user_dev='{"driver":"vfio-user-pci","socket":{"path":"'$qemu_sock'","type":"unix"},"bus":"rp1"}'
+# shellcheck disable=SC2054
 qemu_args=(
     "${machine[@]}" -accel tcg -cpu max -smp 2
     -nodefaults -display none -no-user-config -no-reboot
@@ -158,6 +168,9 @@ qemu_args=(
     -device pcie-root-port,id=rp1,chassis=1,slot=1
     -device "$vfio_user_dev"
 )
+# Extra QEMU arguments, split on spaces (e.g. "-trace vfio_pci_write_config").
+read -r -a extra <<<"${VFPM_QEMU_EXTRA:-}"
+qemu_args+=("${extra[@]}")
 printf '%q ' "$here/qemu.sh" --bind "$work" --bind "$kdir" "${qemu_args[@]}" > "$results/qemu.cmd"
 echo >> "$results/qemu.cmd"
 t0=$(date +%s.%N)
@@ -170,9 +183,13 @@ set -e
 boot_s=$(seconds_since "$t0")
 log "VM run (boot, checks, power-off): $boot_s s, qemu exit $qrc"
 
-# Stop the proxy and the server now, so that their logs are complete.
+# Stop the proxy and the server now, so that their logs are complete. The
+# proxy first gets to pass on what QEMU sent before it exited.
+if [[ -n $proxy_pid ]]; then
+    for _ in $(seq 40); do grep -q 'conn [0-9]*: closed' "$results/trace.log" && break; sleep 0.05; done
+fi
 for pid in $proxy_pid $server_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-proxy_pid= server_pid=
+proxy_pid='' server_pid=''
 tr -d '\r' < "$work/console.log" > "$results/console.log" 2>/dev/null || : > "$results/console.log"
 
 # ---------------------------------------------------------------- report
@@ -180,8 +197,14 @@ echo "== guest (Linux $kver under $qemu_version, TCG) =="
 sed -n '/^@@INTEROP-BEGIN@@/,/^@@INTEROP-END/p' "$results/console.log" | sed '1d;/^@@INTEROP-END/d'
 echo "== QEMU's messages (stdout and stderr) =="
 if [[ -s $results/qemu.out ]]; then cat "$results/qemu.out"; else echo "(none)"; fi
-echo "== the server's warnings and errors =="
-grep -iE 'warn|error' "$results/vfpm.log" || echo "(none)"
+echo "== the server's warnings, errors and refused requests (at most 40 lines) =="
+n=$(grep -ciE 'warn|error|refused' "$results/vfpm.log" || true)
+if (( n )); then
+    grep -iE 'warn|error|refused' "$results/vfpm.log" | head -n 40
+    (( n > 40 )) && echo "... $n in all"
+else
+    echo "(none)"
+fi
 if (( trace )); then
     echo "== vfio-user messages from QEMU (by command; every message in $results/trace.log) =="
     awk '$2 == "c>s" { n[$4]++ } END { for (c in n) printf "  %-24s %d\n", c, n[c] }' \
