@@ -4,7 +4,10 @@
  * and looks at vfpm's memory device as QEMU's vfio-user client presents it,
  * through sysfs only: no driver is bound.
  *
- *   guest-check [--d3-bar0] [--no-d3hot] [VVVV:DDDD]
+ *   guest-check [--d3-bar0] [--no-d3hot] [--poller-act SECONDS] [VVVV:DDDD]
+ *
+ * --poller-act: the polling device (1b36:00f2) in D0, D3hot and D0 again,
+ * SECONDS each, between @@PHASE NAME@@ lines for the host's CPU figures.
  *                                (default 1b36:00f0, the memory device)
  *
  * Steps, each printed as "check: NAME: ok|FAIL ...":
@@ -55,6 +58,7 @@
 #define PMCSR_D3HOT 0x3
 #define PMCSR_PME_STATUS 0x8000
 
+#define POLLER_MAGIC 0x4d504656u	/* "VFPM": the polling device's register 0 in BAR0 */
 #define MEMDEV_REG_ID 0x00
 #define MEMDEV_ID 0x4d454d30u /* "MEM0" */
 #define MEMDEV_REG_SCRATCH 0x100
@@ -510,18 +514,73 @@ static void step_d3_bar0(void)
 	check("d3-bar0", true, "QEMU survived");
 }
 
+/* Register 0 of the polling device's BAR0, through a fresh mapping. */
+static uint32_t poller_magic(void)
+{
+	size_t size;
+	volatile uint32_t *bar0 = map_bar(0, &size);
+	uint32_t v;
+
+	if (!bar0)
+		return 0;
+	v = bar0[0];
+	munmap((void *)bar0, size);
+	return v;
+}
+
+/*
+ * The polling device's act: SECONDS in D0 (its backend polls), SECONDS in
+ * D3hot (written by this guest, as a driver would), SECONDS in D0 again.
+ * The host measures the server's CPU between the @@PHASE@@ lines.
+ */
+static void step_poller_act(unsigned int seconds)
+{
+	unsigned int pm = find_pm_cap();
+	uint16_t pmcsr;
+
+	if (!pm) {
+		check("poller-pm", false, "no PM capability");
+		return;
+	}
+	check("poller-magic", poller_magic() == POLLER_MAGIC, "BAR0 register 0 reads 0x%08x",
+	      poller_magic());
+	printf("@@PHASE d0@@\n");
+	sleep_ms(seconds * 1000L);
+	set_power_state(pm, PMCSR_D3HOT);
+	sleep_ms(10);
+	pmcsr = cfg16(pm + PM_PMCSR);
+	check("poller-d3hot", (pmcsr & PMCSR_STATE_MASK) == PMCSR_D3HOT, "PMCSR reads 0x%04x",
+	      pmcsr);
+	printf("@@PHASE d3hot@@\n");
+	sleep_ms(seconds * 1000L);
+	set_power_state(pm, 0);
+	sleep_ms(10);
+	/* Without NoSoftReset the move to D0 reset the function: memory decode back on. */
+	if (!(cfg16(CFG_COMMAND) & CFG_COMMAND_MEMORY))
+		cfg_write16(CFG_COMMAND, cfg16(CFG_COMMAND) | CFG_COMMAND_MEMORY);
+	check("poller-d0-magic", poller_magic() == POLLER_MAGIC, "back in D0, register 0 reads "
+	      "0x%08x", poller_magic());
+	printf("@@PHASE d0-again@@\n");
+	sleep_ms(seconds * 1000L);
+	printf("@@PHASE end@@\n");
+}
+
 int main(int argc, char **argv)
 {
 	long vendor = 0x1b36, device = 0x00f0;
 	bool d3_bar0 = false, d3hot = true;
+	unsigned int poller_act = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--d3-bar0"))
 			d3_bar0 = true;
 		else if (!strcmp(argv[i], "--no-d3hot"))
 			d3hot = false;
+		else if (!strcmp(argv[i], "--poller-act") && i + 1 < argc)
+			poller_act = (unsigned int)strtoul(argv[++i], NULL, 10);
 		else if (sscanf(argv[i], "%lx:%lx", &vendor, &device) != 2) {
-			fprintf(stderr, "usage: guest-check [--d3-bar0] [--no-d3hot] [VVVV:DDDD]\n");
+			fprintf(stderr, "usage: guest-check [--d3-bar0] [--no-d3hot] [--poller-act SECONDS] "
+				"[VVVV:DDDD]\n");
 			return 2;
 		}
 	}
@@ -531,8 +590,13 @@ int main(int argc, char **argv)
 		step_config(vendor, device);
 		if (cfg_fd >= 0) {
 			step_command();
-			step_bar0();
-			step_bar2();
+			if (poller_act) {
+				step_poller_act(poller_act);
+				d3hot = false;
+			} else {
+				step_bar0();
+				step_bar2();
+			}
 			if (d3hot)
 				step_d3hot();
 			if (d3_bar0)

@@ -8,7 +8,10 @@
 #
 #   run-guest.sh [options] [BUILD]     (BUILD: meson build dir, default build;
 #                                       the server is BUILD/tools/vfpm)
-#     -d, --device KIND   memory (default) or optout
+#     -d, --device KIND   memory (default), optout, or poller: the guest puts the
+#                         polling device in D3hot for --phase seconds between two
+#                         D0 phases, and the server's CPU is measured in each
+#     --phase SEC         poller: length of each phase (default 3)
 #     -t, --timeout SEC   limit for the VM run (default 120)
 #     --trace             put vfio-user-trace.py between QEMU and the server
 #                         and log every message (RESULTS/trace.log)
@@ -37,7 +40,7 @@ repo=$(cd "$here/.." && pwd)
 log() { echo "run-guest: $*" >&2; }
 die() { echo "run-guest: FAIL: $*" >&2; exit 125; }
 
-device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1
+device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1 phase_s=3
 log_level=debug results=
 while (( $# )); do
     case $1 in
@@ -50,6 +53,7 @@ while (( $# )); do
         --no-d3hot)   d3hot=0; shift ;;
         --log-level)  log_level=${2:?}; shift 2 ;;
         --results)    results=${2:?}; shift 2 ;;
+        --phase)      phase_s=${2:?}; shift 2 ;;
         -h|--help)    sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         -*)           die "unknown option $1" ;;
         *)            break ;;
@@ -61,7 +65,8 @@ vfpm=$build/tools/vfpm
 case $device in
     memory) dev_id=1b36:00f0 ;;
     optout) dev_id=1b36:00f1 ;;
-    *) die "unknown device '$device' (memory, optout: the guest checks their registers)" ;;
+    poller) dev_id=1b36:00f2 ;;
+    *) die "unknown device '$device' (memory, optout, poller)" ;;
 esac
 results=${results:-$build/interop-results}
 mkdir -p "$results"
@@ -136,6 +141,7 @@ fi
 
 # ---------------------------------------------------------------- the VM
 guest_args=$dev_id
+[[ $device == poller ]] && guest_args+=",--poller-act,$phase_s"
 (( d3_bar0 )) && guest_args+=",--d3-bar0"
 (( d3hot )) || guest_args+=",--no-d3hot"
 # no_timer_check: under TCG on a busy host the IO-APIC timer test can fail.
@@ -173,6 +179,29 @@ read -r -a extra <<<"${VFPM_QEMU_EXTRA:-}"
 qemu_args+=("${extra[@]}")
 printf '%q ' "$here/qemu.sh" --bind "$work" --bind "$kdir" "${qemu_args[@]}" > "$results/qemu.cmd"
 echo >> "$results/qemu.cmd"
+# The server's CPU time at each @@PHASE NAME@@ line of the guest's console
+# (utime + stime of the whole process, in clock ticks).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+sample_phases() {
+    local seen=0 line name
+    while kill -0 "$server_pid" 2>/dev/null; do
+        mapfile -t marks < <(grep -a -o '@@PHASE [a-z0-9-]*@@' "$work/console.log" 2>/dev/null)
+        while (( seen < ${#marks[@]} )); do
+            line=${marks[seen]}; name=${line#@@PHASE }; name=${name%@@}
+            echo "$name $(date +%s.%N) $(cpu_ticks "$server_pid")"
+            seen=$((seen + 1))
+        done
+        (( ${#marks[@]} )) && [[ ${marks[-1]} == '@@PHASE end@@' ]] && break
+        sleep 0.05
+    done > "$results/phases.txt"
+}
+sampler_pid=''
+: > "$results/phases.txt"
+if [[ $device == poller ]]; then
+    : > "$work/console.log"
+    sample_phases &
+    sampler_pid=$!
+fi
 t0=$(date +%s.%N)
 set +e
 VFPM_QEMU_SKIP_PREPARE=1 timeout --kill-after=5 "$timeout_s" \
@@ -182,6 +211,12 @@ qrc=$?
 set -e
 boot_s=$(seconds_since "$t0")
 log "VM run (boot, checks, power-off): $boot_s s, qemu exit $qrc"
+
+if [[ -n $sampler_pid ]]; then
+    for _ in $(seq 40); do kill -0 "$sampler_pid" 2>/dev/null || break; sleep 0.05; done
+    kill "$sampler_pid" 2>/dev/null || true
+    wait "$sampler_pid" 2>/dev/null || true
+fi
 
 # Stop the proxy and the server now, so that their logs are complete. The
 # proxy first gets to pass on what QEMU sent before it exited.
@@ -211,6 +246,26 @@ if (( trace )); then
         "$results/trace.log" | sort
 fi
 
+# The poller's CPU in each phase: % of one core, from the phase marks.
+cpu_check=''
+if [[ $device == poller ]]; then
+    echo "== the server's CPU while the guest holds the polling device in each state =="
+    hz=$(getconf CLK_TCK)
+    awk -v hz="$hz" 'prev { printf "  %-9s %5.1f s  %6.1f %% of a core\n", pname,
+                                  $2 - pt, 100 * ($3 - pc) / hz / ($2 - pt) }
+                     { pname = $1; pt = $2; pc = $3; prev = 1 }' "$results/phases.txt" \
+        | tee "$results/cpu.txt"
+    d0=$(awk '$1 == "d0" { print $4 }' "$results/cpu.txt")
+    d3=$(awk '$1 == "d3hot" { print $4 }' "$results/cpu.txt")
+    if [[ -n $d0 && -n $d3 ]] && awk -v a="$d3" -v b="$d0" 'BEGIN { exit !(a < 0.5 * b) }'; then
+        cpu_check=ok
+        echo "check: poller-cpu-falls-in-d3hot: ok (D3hot $d3 % < half of D0 $d0 %)"
+    else
+        cpu_check=FAIL
+        echo "check: poller-cpu-falls-in-d3hot: FAIL (D0 '${d0:-?}' %, D3hot '${d3:-?}' %)"
+    fi
+fi
+
 endline=$(grep -a -m1 '^@@INTEROP-END rc=[0-9]*@@' "$results/console.log" || true)
 summary="device=$device qemu=\"$qemu_version\" kernel=$kver vm=${boot_s}s logs=$results"
 if (( qrc == 124 || qrc == 137 )); then
@@ -224,6 +279,8 @@ fi
 rc=${endline#@@INTEROP-END rc=}; rc=${rc%@@}
 failed=$(grep -c '^check: .*: FAIL' "$results/console.log" || true)
 passed=$(grep -c '^check: .*: ok' "$results/console.log" || true)
+[[ $cpu_check == FAIL ]] && failed=$((failed + 1))
+[[ $cpu_check == ok ]] && passed=$((passed + 1))
 if (( rc == 0 && failed == 0 && passed > 0 )); then
     echo "run-guest: PASS: $passed checks ($summary)"
     exit 0

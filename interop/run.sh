@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# run.sh — the interop test of `make test`: vfpm's devices under a stock
+# QEMU 11 (trixie-backports, prepare-qemu.sh) with Debian's Linux 6.1 guest
+# (run-guest.sh), one VM boot per case:
+#   memory         enumeration, config space, BAR0 through QEMU's mmap of our
+#                  fd, BAR2 trapped (REGION_READ/WRITE), PMCSR D3hot and back
+#   memory-memfd   the same with guest RAM as a shared memfd (DMA_MAP with fds)
+#   poller         the guest holds the polling device in D0, D3hot, D0: the
+#                  server's CPU in each phase, D3hot below half of D0
+# Prints each case's PASS/FAIL line and "N passed, M failed".
+#
+#   run.sh BUILD [--from-meson]
+# Exit 0 all passed, 1 a case failed, 77 (skipped) when this machine cannot
+# run QEMU (not x86_64, or the chroot cannot be prepared) outside CI; with
+# CI=true that is a failure too.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=$(cd "${1:?usage: run.sh BUILD}" && pwd)
+results=$build/interop-results
+
+cannot_run() {
+    echo "interop: cannot run: $*"
+    if [[ ${CI:-} == true ]]; then
+        echo "interop: CI=true: that is a failure"
+        exit 1
+    fi
+    exit 77
+}
+
+[[ $(uname -m) == x86_64 ]] || cannot_run "needs an x86_64 host"
+bash "$here/prepare-qemu.sh" > "$build/interop-prepare.log" 2>&1 ||
+    cannot_run "prepare-qemu.sh failed: $(tail -n 3 "$build/interop-prepare.log")"
+
+passed=0 failed=0
+run_case() {   # run_case NAME ARGS...
+    local name=$1 out rc; shift
+    out=$(bash "$here/run-guest.sh" --results "$results/$name" "$@" "$build" 2>&1)
+    rc=$?
+    echo "$out" > "$results/$name.log"
+    # The case's figures, if any, and its verdict.
+    sed -n '/^== the server.s CPU/,/^check: poller-cpu/p' <<<"$out"
+    echo "interop: $name: $(tail -n 1 <<<"$out")"
+    if (( rc == 0 )); then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "interop: $name: full output in $results/$name.log"
+        tail -n 40 <<<"$out" | sed 's/^/  /'
+    fi
+}
+
+mkdir -p "$results"
+run_case memory -d memory
+run_case memory-memfd -d memory --memfd
+run_case poller -d poller
+echo "interop: $passed passed, $failed failed"
+(( failed == 0 ))
