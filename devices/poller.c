@@ -21,7 +21,11 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long the backend stays quiet before a wake is over. */
+#define POLLER_WAKE_QUIET_MS 100
 
 struct poller {
 	/* Set by probe, before any thread starts and any callback runs. */
@@ -134,10 +138,19 @@ static void poller_accept(struct poller *p)
 	}
 }
 
+static uint64_t poller_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static void *poller_poll_main(void *arg)
 {
 	struct poller *p = arg;
 	uint8_t *bar = vfpm_pci_bar_mem(p->pdev, 0);
+	uint64_t quiet_since = 0;	/* when the backend last went quiet, 0: busy */
 
 	while (!atomic_load(&p->poll_stop)) {
 		bool moved = false, drained;
@@ -151,8 +164,18 @@ static void *poller_poll_main(void *arg)
 			vfpm_pci_msix_signal(p->pdev, 0);
 		vfpm_pci_mem_unlock(p->pdev);
 
-		/* The wake that brought us here is served: let the device sleep again. */
-		if (drained && atomic_exchange(&p->wake_ref, false))
+		/*
+		 * The wake that brought us here is served once the backend has
+		 * been quiet for a while: a peer's connect wakes the device and
+		 * its data follows a moment later, which is one burst, not two
+		 * wakes.  Then the device may sleep again.
+		 */
+		if (!drained || moved)
+			quiet_since = 0;
+		else if (!quiet_since)
+			quiet_since = poller_now_ms();
+		if (quiet_since && poller_now_ms() - quiet_since >= POLLER_WAKE_QUIET_MS &&
+		    atomic_exchange(&p->wake_ref, false))
 			vfpm_pci_wake_put(p->pdev);
 		cpu_relax();
 	}
