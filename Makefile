@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BUILD ?= build
 MESON_TEST := meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps build test sanitize tsan bench demo conformance fuzz soak clean
+.PHONY: all deps build test sanitize tsan bench demo demo-qemu conformance fuzz soak clean
 
 all: build
 
@@ -43,6 +43,11 @@ bench: build
 # The main job: a polling device that really sleeps, walked through by a client.
 demo: build
 	bash tools/demo/demo.sh $(BUILD)
+
+# The guest act: a Linux guest under QEMU 11 holds the polling device in D0,
+# D3hot and D0 again, and the server's CPU is shown in each.
+demo-qemu: build
+	bash interop/run-guest.sh -d poller --phase $${PHASE_SECONDS:-5} $(BUILD)
 
 # The conformance scenarios against vfpm and against Linux 6.1 in QEMU.
 conformance: build
