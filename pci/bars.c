@@ -103,6 +103,21 @@ static int bar_revoke(struct pci_bar *bar)
 }
 
 /*
+ * The revocation's last resort, when the contents cannot be moved (out of
+ * memory): the user's mappings must go all the same (a promise the device
+ * made: no access while revoked), so the file is emptied where it is and its
+ * contents are lost.  The model's accesses to host then read zeros (guarded).
+ */
+static int bar_revoke_losing_contents(struct pci_bar *bar)
+{
+	if (ftruncate(bar->memfd, 0) < 0)
+		return -errno;
+	bar->revoked = true;
+	bar->contents_lost = true;
+	return 0;
+}
+
+/*
  * Grow the memfd, write the contents back and map it at host again.  The
  * file is written with pwrite, not through a mapping of ours: the user may
  * truncate it again at any moment, and a write never faults.
@@ -113,7 +128,8 @@ static int bar_restore(struct pci_bar *bar)
 
 	if (ftruncate(bar->memfd, (off_t)size) < 0)
 		return -errno;
-	while (done < size) {
+	/* Revoked in place: nothing to write back, the file is all zeros. */
+	while (!bar->contents_lost && done < size) {
 		ssize_t n = pwrite(bar->memfd, (const char *)bar->host + done, size - done,
 				   (off_t)done);
 
@@ -123,9 +139,13 @@ static int bar_restore(struct pci_bar *bar)
 			return n < 0 ? -errno : -EIO;
 		done += (size_t)n;
 	}
+	/* Over whatever is at host: the anonymous copy, or pages the guard patched. */
 	if (mmap(bar->host, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, bar->memfd, 0) ==
 	    MAP_FAILED)
 		return -errno;
+	if (bar->contents_lost)
+		vfpm_memguard_rearm(bar->guard, bar->host, size);
+	bar->contents_lost = false;
 	bar->revoked = false;
 	return 0;
 }
@@ -194,7 +214,24 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 
 		if (bar->memfd < 0 || bar->revoked == !live)
 			continue;
+		if (live && vfpm_memguard_faults(bar->guard) && !bar->contents_lost) {
+			/* Pages a client cut off before the revocation: zeros in the copy. */
+			vfpm_logf(VFPM_LOG_NOTICE, "%s: BAR%u: a client truncated its memory file "
+				  "(%u page faults recovered, those pages read as zeros)", pdev->name,
+				  i, vfpm_memguard_faults(bar->guard));
+			vfpm_memguard_rearm(bar->guard, bar->host, bar->desc.size);
+		}
 		err = live ? bar_restore(bar) : bar_revoke(bar);
+		if (err && !live) {
+			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u: cannot keep its contents while revoking "
+				  "the user's mappings (%s); revoked all the same, the contents are "
+				  "lost", pdev->name, i, strerror(-err));
+			err = bar_revoke_losing_contents(bar);
+		} else if (err) {
+			/* Fail-safe: the user's mappings stay revoked (SIGBUS), never stale. */
+			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u: cannot give the user's mappings back "
+				  "(%s); they stay revoked", pdev->name, i, strerror(-err));
+		}
 		if (err && !ret)
 			ret = err;
 	}

@@ -536,6 +536,10 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 	if (pdev->ops.probe) {
 		err = pdev->ops.probe(pdev);
 		if (err) {
+			/* As the kernel: remove only follows a probe that succeeded. */
+			vfpm_logf(VFPM_LOG_ERR, "%s: the model's probe failed (%s)", pdev->name,
+				  strerror(-err));
+			pdev->ops.remove = NULL;
 			vfpm_pci_dev_destroy(pdev);
 			return err;
 		}

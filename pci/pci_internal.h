@@ -17,6 +17,7 @@ struct pci_bar {
 	void *host;			/* the model's view of a mappable BAR */
 	struct vfpm_memguard *guard;	/* immutable: host, whose file a client can shrink */
 	bool revoked;			/* memory_lock: memfd emptied, contents kept in host */
+	bool contents_lost;		/* memory_lock: revoked in place, host maps the empty file */
 };
 
 struct vfpm_pci_dev {
@@ -61,7 +62,11 @@ struct vfpm_pci_dev {
 /* bars.c */
 int pci_bars_init(struct vfpm_pci_dev *pdev);
 void pci_bars_release(struct vfpm_pci_dev *pdev);
-/* Revoke or restore the user's BAR mappings to match the state (memory_lock held for writing). */
+/*
+ * Revoke or restore the user's BAR mappings to match the state (memory_lock
+ * held for writing).  A revocation always happens, if need be at the cost of
+ * the contents; every failure is logged.  0 or the first error.
+ */
 int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev);
 /*
  * A client shrank a BAR's memfd (an access faulted, or the file is short):

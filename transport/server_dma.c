@@ -196,6 +196,8 @@ out:
 /* Remove windows [i, j) (write side held). */
 static void table_remove(struct dma_table *t, unsigned int i, unsigned int j)
 {
+	if (i == j)
+		return;	/* nothing, maybe not even a table (regions NULL) */
 	for (unsigned int k = i; k < j; k++)
 		region_unmap(&t->regions[k]);
 	memmove(&t->regions[i], &t->regions[j], (t->count - j) * sizeof(t->regions[0]));
