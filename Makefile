@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 BUILD ?= build
 MESON_TEST := meson test --print-errorlogs --num-processes 2
+# Warnings are errors in CI (CI=true), not for everyone who builds vfpm.
+WERROR := $(if $(filter true,$(CI)),-Dwerror=true,)
 
 .PHONY: all deps build test sanitize tsan bench demo demo-qemu conformance fuzz soak clean
 
@@ -12,7 +14,7 @@ deps:
 	@bash scripts/install-deps.sh
 
 $(BUILD)/build.ninja: | deps
-	meson setup $(BUILD)
+	meson setup $(WERROR) $(BUILD)
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -22,7 +24,7 @@ test: build
 
 # ASan + UBSan build running the whole test suite.
 sanitize: deps
-	@[ -f build-asan/build.ninja ] || CC=clang meson setup build-asan \
+	@[ -f build-asan/build.ninja ] || CC=clang meson setup $(WERROR) build-asan \
 	    -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
 	ninja -C build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -31,7 +33,7 @@ sanitize: deps
 
 # ThreadSanitizer build running the concurrency tests.
 tsan: deps
-	@[ -f build-tsan/build.ninja ] || CC=clang meson setup build-tsan \
+	@[ -f build-tsan/build.ninja ] || CC=clang meson setup $(WERROR) build-tsan \
 	    -Db_sanitize=thread -Db_lundef=false -Dbench=false
 	ninja -C build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \

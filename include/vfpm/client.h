@@ -18,6 +18,8 @@
 #ifndef VFPM_CLIENT_H
 #define VFPM_CLIENT_H
 
+#include <vfpm/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +34,7 @@ extern "C" {
 struct vfpm_client;
 
 /* Connect to a vfio-user socket and negotiate the version. */
-int vfpm_client_connect(const char *socket_path, struct vfpm_client **out);
+VFPM_API int vfpm_client_connect(const char *socket_path, struct vfpm_client **out);
 /*
  * Open the VFIO device at a PCI address ("0000:01:00.0") through its IOMMU
  * group: the group in a container with the type1 IOMMU, then a device fd.
@@ -42,20 +44,20 @@ int vfpm_client_connect(const char *socket_path, struct vfpm_client **out);
  * their DMA mappings; each handle is its own device fd, an instance of its
  * own, as with a second open of the device.
  */
-int vfpm_client_open_vfio(const char *pci_addr, struct vfpm_client **out);
+VFPM_API int vfpm_client_open_vfio(const char *pci_addr, struct vfpm_client **out);
 /*
  * Either of the above from one string: "vfio:ADDR" or a PCI address opens
  * the kernel device, anything else is a socket path ("vfio-user:" prefix
  * optional).
  */
-int vfpm_client_open(const char *target, struct vfpm_client **out);
+VFPM_API int vfpm_client_open(const char *target, struct vfpm_client **out);
 /* Disconnect / close the device fd, group and container. */
-void vfpm_client_close(struct vfpm_client *c);
+VFPM_API void vfpm_client_close(struct vfpm_client *c);
 /* "vfio-user" or "vfio". */
-const char *vfpm_client_backend(const struct vfpm_client *c);
+VFPM_API const char *vfpm_client_backend(const struct vfpm_client *c);
 
 /* VFIO_DEVICE_GET_INFO: argsz, flags, num_regions, num_irqs. */
-int vfpm_client_get_info(struct vfpm_client *c, struct vfio_device_info *info);
+VFPM_API int vfpm_client_get_info(struct vfpm_client *c, struct vfio_device_info *info);
 /*
  * VFIO_DEVICE_GET_REGION_INFO into info, a buffer of size bytes (at least
  * sizeof(struct vfio_region_info)) that receives the capability chain when
@@ -63,9 +65,10 @@ int vfpm_client_get_info(struct vfpm_client *c, struct vfio_device_info *info);
  * not NULL it receives an fd to mmap the region with (at info->offset) when
  * the region has VFIO_REGION_INFO_FLAG_MMAP, else -1; the caller closes it.
  */
-int vfpm_client_get_region_info(struct vfpm_client *c, uint32_t index,
+VFPM_API int vfpm_client_get_region_info(struct vfpm_client *c, uint32_t index,
 				struct vfio_region_info *info, size_t size, int *fd);
 /* VFIO_DEVICE_GET_IRQ_INFO. */
+VFPM_API
 int vfpm_client_get_irq_info(struct vfpm_client *c, uint32_t index, struct vfio_irq_info *info);
 /*
  * VFIO_DEVICE_SET_IRQS.  data as for the ioctl: nothing for DATA_NONE, count
@@ -73,12 +76,13 @@ int vfpm_client_get_irq_info(struct vfpm_client *c, uint32_t index, struct vfio_
  * vector).  Over vfio-user the eventfds travel by SCM_RIGHTS, split into as
  * many messages as runs of assigned / de-assigned vectors need.
  */
+VFPM_API
 int vfpm_client_set_irqs(struct vfpm_client *c, uint32_t flags, uint32_t index, uint32_t start,
 			 uint32_t count, const void *data);
 /* Region access at an offset within region index: bytes done or -errno. */
-ssize_t vfpm_client_region_read(struct vfpm_client *c, uint32_t index, uint64_t offset,
+VFPM_API ssize_t vfpm_client_region_read(struct vfpm_client *c, uint32_t index, uint64_t offset,
 				void *buf, size_t count);
-ssize_t vfpm_client_region_write(struct vfpm_client *c, uint32_t index, uint64_t offset,
+VFPM_API ssize_t vfpm_client_region_write(struct vfpm_client *c, uint32_t index, uint64_t offset,
 				 const void *buf, size_t count);
 
 /* Small writes done in order: one REGION_WRITE_MULTI when the server agreed to it. */
@@ -88,6 +92,7 @@ struct vfpm_client_write {
 	uint64_t offset;
 	uint8_t data[8];
 };
+VFPM_API
 int vfpm_client_region_write_multi(struct vfpm_client *c, const struct vfpm_client_write *w,
 				   unsigned int n);
 
@@ -105,10 +110,10 @@ struct vfpm_client_power {
 	int usage_count;
 	uint64_t suspends, resumes;
 };
-int vfpm_client_power_status(struct vfpm_client *c, struct vfpm_client_power *st);
+VFPM_API int vfpm_client_power_status(struct vfpm_client *c, struct vfpm_client_power *st);
 
 /* VFIO_DEVICE_RESET. */
-int vfpm_client_reset(struct vfpm_client *c);
+VFPM_API int vfpm_client_reset(struct vfpm_client *c);
 
 /*
  * VFIO_DEVICE_FEATURE with flags (feature index | GET/SET/PROBE) and the
@@ -118,19 +123,20 @@ int vfpm_client_reset(struct vfpm_client *c);
  * Returns the bytes of data the reply carries (0 for SET / PROBE; cap for a
  * kernel GET, which does not say) or a negative errno.
  */
-int vfpm_client_feature(struct vfpm_client *c, uint32_t flags, void *data, size_t len,
+VFPM_API int vfpm_client_feature(struct vfpm_client *c, uint32_t flags, void *data, size_t len,
 			size_t cap, const int *fds, unsigned int nfds);
 /*
  * The value to put in an fd field of a feature's data for fds[index]: the
  * index itself over vfio-user (docs/vfio-user-power.md), the fd for the
  * kernel.
  */
+VFPM_API
 int32_t vfpm_client_fd_arg(const struct vfpm_client *c, const int *fds, unsigned int index);
 
 /* The low power features (VFIO_DEVICE_FEATURE_LOW_POWER_*, SET). */
-int vfpm_client_low_power_entry(struct vfpm_client *c);
-int vfpm_client_low_power_entry_with_wakeup(struct vfpm_client *c, int eventfd);
-int vfpm_client_low_power_exit(struct vfpm_client *c);
+VFPM_API int vfpm_client_low_power_entry(struct vfpm_client *c);
+VFPM_API int vfpm_client_low_power_entry_with_wakeup(struct vfpm_client *c, int eventfd);
+VFPM_API int vfpm_client_low_power_exit(struct vfpm_client *c);
 
 /*
  * Give the device access to memory at DMA address iova.  Over vfio-user the
@@ -150,9 +156,9 @@ struct vfpm_client_dma {
 	uint64_t offset;	/* vfio-user: in fd */
 	void *vaddr;		/* kernel */
 };
-int vfpm_client_dma_map(struct vfpm_client *c, const struct vfpm_client_dma *map);
+VFPM_API int vfpm_client_dma_map(struct vfpm_client *c, const struct vfpm_client_dma *map);
 /* Exactly a previous mapping. */
-int vfpm_client_dma_unmap(struct vfpm_client *c, uint64_t iova, uint64_t size);
+VFPM_API int vfpm_client_dma_unmap(struct vfpm_client *c, uint64_t iova, uint64_t size);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,8 @@
 #ifndef VFPM_DEVICE_H
 #define VFPM_DEVICE_H
 
+#include <vfpm/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,8 +53,8 @@ struct vfpm_ubuf {
 	size_t out_len;		/* high-water mark of what was written */
 };
 
-int vfpm_ubuf_read(const struct vfpm_ubuf *u, size_t offset, void *dst, size_t len);
-int vfpm_ubuf_write(struct vfpm_ubuf *u, size_t offset, const void *src, size_t len);
+VFPM_API int vfpm_ubuf_read(const struct vfpm_ubuf *u, size_t offset, void *dst, size_t len);
+VFPM_API int vfpm_ubuf_write(struct vfpm_ubuf *u, size_t offset, const void *src, size_t len);
 
 /* File descriptors that came with a request; fd numbers in arguments index it. */
 struct vfpm_fds {
@@ -65,19 +67,19 @@ struct vfpm_fds {
  * the process's fd itself when fds is NULL.  Returns the fd (not duplicated),
  * or -EBADF when there is no such open fd.
  */
-int vfpm_fds_lookup(const struct vfpm_fds *fds, int32_t number);
+VFPM_API int vfpm_fds_lookup(const struct vfpm_fds *fds, int32_t number);
 
 /*
  * The kernel's eventfd_ctx_fdget for an argument's fd number: a duplicate of
  * the eventfd (the caller owns it and closes it when done), -EBADF when the
  * number names no open fd, -EINVAL when the fd is not an eventfd.
  */
-int vfpm_eventfd_get(const struct vfpm_fds *fds, int32_t number);
+VFPM_API int vfpm_eventfd_get(const struct vfpm_fds *fds, int32_t number);
 /*
  * Add 1 to an eventfd's counter (the kernel's eventfd_signal): never blocks;
  * -EAGAIN when the counter is full and the signal was dropped.
  */
-int vfpm_eventfd_signal(int efd);
+VFPM_API int vfpm_eventfd_signal(int efd);
 
 /* File descriptors a reply carries back (e.g. a region's memfd). */
 #define VFPM_FDS_OUT_MAX 8
@@ -86,7 +88,7 @@ struct vfpm_fds_out {
 	unsigned int count;
 };
 
-int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd);
+VFPM_API int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd);
 
 /* What a management query sees of a device's power state, without waking it. */
 struct vfpm_power_info {
@@ -131,26 +133,27 @@ struct vfpm_device_ops {
  * registration, which the driver drops when it is ready (vfio-pci does so at
  * the end of its registration, and the unused device then suspends).
  */
+VFPM_API
 int vfpm_device_create(const struct vfpm_device_ops *ops, void *priv, struct vfpm_device **out);
 /* All instances must be closed. */
-void vfpm_device_destroy(struct vfpm_device *dev);
-void *vfpm_device_priv(const struct vfpm_device *dev);
+VFPM_API void vfpm_device_destroy(struct vfpm_device *dev);
+VFPM_API void *vfpm_device_priv(const struct vfpm_device *dev);
 /* The device's runtime PM device, or NULL when the driver has no PM callbacks. */
-struct vfpm_pm_dev *vfpm_device_pm(const struct vfpm_device *dev);
-unsigned int vfpm_device_open_count(struct vfpm_device *dev);
+VFPM_API struct vfpm_pm_dev *vfpm_device_pm(const struct vfpm_device *dev);
+VFPM_API unsigned int vfpm_device_open_count(struct vfpm_device *dev);
 
 /* The device's power state as a management query sees it; never wakes the device. */
-void vfpm_device_power_info(struct vfpm_device *dev, struct vfpm_power_info *info);
+VFPM_API void vfpm_device_power_info(struct vfpm_device *dev, struct vfpm_power_info *info);
 
 /* The request wrapper's halves: 0, or -EIO when the device cannot be resumed. */
-int vfpm_device_pm_get(struct vfpm_device *dev);
-void vfpm_device_pm_put(struct vfpm_device *dev);
+VFPM_API int vfpm_device_pm_get(struct vfpm_device *dev);
+VFPM_API void vfpm_device_pm_put(struct vfpm_device *dev);
 
 /* Open an instance (a "device fd"); the first one calls open_device. */
-int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out);
+VFPM_API int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out);
 /* Close it; the last one calls close_device.  No request may be in flight on it. */
-void vfpm_instance_close(struct vfpm_instance *inst);
-struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst);
+VFPM_API void vfpm_instance_close(struct vfpm_instance *inst);
+VFPM_API struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst);
 
 /*
  * DMA: the memory a user lets the device reach (a VMM's guest RAM), at DMA
@@ -166,26 +169,29 @@ struct vfpm_dma_ops {
 	int (*write)(void *opaque, uint64_t iova, const void *buf, size_t len);
 };
 /* Give the instance a DMA provider; before its first request.  ops must outlive it. */
-void vfpm_instance_set_dma(struct vfpm_instance *inst, const struct vfpm_dma_ops *ops,
+VFPM_API void vfpm_instance_set_dma(struct vfpm_instance *inst, const struct vfpm_dma_ops *ops,
 			   void *opaque);
 /*
  * The device DMAs through inst from now on (NULL: nowhere).  An instance
  * without a provider changes nothing.  Waits for DMA in progress.  Closing
  * the instance ends it too.
  */
-void vfpm_device_set_dma_instance(struct vfpm_device *dev, struct vfpm_instance *inst);
+VFPM_API void vfpm_device_set_dma_instance(struct vfpm_device *dev, struct vfpm_instance *inst);
 /*
  * DMA of len bytes between buf and the user's memory at iova (write: to the
  * user's memory).  -EFAULT when no instance's memory is reachable or the
  * range is not mapped, or the provider's error.  Safe from any thread.
  */
+VFPM_API
 int vfpm_device_dma(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len, bool write);
 
 /* A device ioctl (cmd from <linux/vfio.h>).  out may be NULL if no fds can come back. */
+VFPM_API
 long vfpm_instance_ioctl(struct vfpm_instance *inst, unsigned int cmd, struct vfpm_ubuf *arg,
 			 const struct vfpm_fds *in, struct vfpm_fds_out *out);
+VFPM_API
 ssize_t vfpm_instance_read(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos);
-ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t count,
+VFPM_API ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t count,
 			    uint64_t pos);
 
 /*
@@ -193,7 +199,7 @@ ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t 
  * operation outside supported_ops (VFIO_DEVICE_FEATURE_GET/SET) or for none,
  * or argsz < minsz; 0 for a PROBE; 1 when the driver should carry it out.
  */
-int vfpm_check_feature(uint32_t flags, size_t argsz, uint32_t supported_ops, size_t minsz);
+VFPM_API int vfpm_check_feature(uint32_t flags, size_t argsz, uint32_t supported_ops, size_t minsz);
 
 /* Region offsets, as vfio-pci lays them out: index in the top 24 bits. */
 #define VFPM_REGION_SHIFT 40

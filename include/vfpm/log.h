@@ -17,6 +17,8 @@
 #ifndef VFPM_LOG_H
 #define VFPM_LOG_H
 
+#include <vfpm/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,13 +39,13 @@ typedef void (*vfpm_log_fn)(enum vfpm_log_level level, const char *msg, void *op
  * Send the messages of level max_level and more severe to fn (NULL: silence,
  * the default).  Safe at any time, from any thread.
  */
-void vfpm_log_set(vfpm_log_fn fn, void *opaque, enum vfpm_log_level max_level);
+VFPM_API void vfpm_log_set(vfpm_log_fn fn, void *opaque, enum vfpm_log_level max_level);
 
 /* A ready-made log function: "vfpm[PID]: LEVEL: MSG" on stderr. */
-void vfpm_log_stderr(enum vfpm_log_level level, const char *msg, void *opaque);
+VFPM_API void vfpm_log_stderr(enum vfpm_log_level level, const char *msg, void *opaque);
 
 /* Whether a message of this level would be logged now. */
-int vfpm_log_enabled(enum vfpm_log_level level);
+VFPM_API int vfpm_log_enabled(enum vfpm_log_level level);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,8 @@
 #ifndef VFPM_PCI_H
 #define VFPM_PCI_H
 
+#include <vfpm/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,37 +120,40 @@ struct vfpm_pci_model_ops {
 	int (*runtime_resume)(struct vfpm_pci_dev *pdev);
 };
 
+VFPM_API
 int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_model_ops *ops,
 			void *model, struct vfpm_pci_dev **out);
 /* Every instance must be closed. */
-void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev);
+VFPM_API void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev);
 
-struct vfpm_device *vfpm_pci_device(struct vfpm_pci_dev *pdev);
-struct vfpm_pm_dev *vfpm_pci_pm(struct vfpm_pci_dev *pdev);
-void *vfpm_pci_model(struct vfpm_pci_dev *pdev);
+VFPM_API struct vfpm_device *vfpm_pci_device(struct vfpm_pci_dev *pdev);
+VFPM_API struct vfpm_pm_dev *vfpm_pci_pm(struct vfpm_pci_dev *pdev);
+VFPM_API void *vfpm_pci_model(struct vfpm_pci_dev *pdev);
 
 /* The model's own view of a mappable BAR's memory (stays valid while revoked). */
-void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar);
+VFPM_API void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar);
 /*
  * Hold off revocation of mappable BAR memory (the memory lock, read side).
  * Not recursive, and waiting writers go first: never take it twice on one
  * thread.
  */
-void vfpm_pci_mem_lock(struct vfpm_pci_dev *pdev);
-void vfpm_pci_mem_unlock(struct vfpm_pci_dev *pdev);
+VFPM_API void vfpm_pci_mem_lock(struct vfpm_pci_dev *pdev);
+VFPM_API void vfpm_pci_mem_unlock(struct vfpm_pci_dev *pdev);
 
 /* Low power state as the user requested it. */
-bool vfpm_pci_low_power_engaged(struct vfpm_pci_dev *pdev);
+VFPM_API bool vfpm_pci_low_power_engaged(struct vfpm_pci_dev *pdev);
 /* Current PMCSR power state: 0 (D0) or 3 (D3hot). */
-int vfpm_pci_power_state(struct vfpm_pci_dev *pdev);
+VFPM_API int vfpm_pci_power_state(struct vfpm_pci_dev *pdev);
 
 /*
  * Host-side access, for the device model or a management tool: resumes the
  * device for the access (-EIO if it cannot be resumed).  Config accesses are
  * raw (no write masks), sizes 1, 2 or 4.
  */
+VFPM_API
 int vfpm_pci_host_cfg_read(struct vfpm_pci_dev *pdev, unsigned int offset, unsigned int size,
 			   uint32_t *value);
+VFPM_API
 int vfpm_pci_host_cfg_write(struct vfpm_pci_dev *pdev, unsigned int offset, unsigned int size,
 			    uint32_t value);
 
@@ -162,21 +167,22 @@ int vfpm_pci_host_cfg_write(struct vfpm_pci_dev *pdev, unsigned int offset, unsi
  * the direction, or the transport's error (the client went away, did not
  * answer in time).  The range is checked before a byte moves.
  */
-int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len);
+VFPM_API int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len);
+VFPM_API
 int vfpm_pci_dma_write(struct vfpm_pci_dev *pdev, uint64_t iova, const void *buf, size_t len);
 
 /* Interrupts raised by the model. */
-void vfpm_pci_intx_assert(struct vfpm_pci_dev *pdev);
-void vfpm_pci_intx_deassert(struct vfpm_pci_dev *pdev);
-int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
-int vfpm_pci_msix_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
+VFPM_API void vfpm_pci_intx_assert(struct vfpm_pci_dev *pdev);
+VFPM_API void vfpm_pci_intx_deassert(struct vfpm_pci_dev *pdev);
+VFPM_API int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
+VFPM_API int vfpm_pci_msix_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
 
 /*
  * A wake event from the backend while the device may be suspended (the
  * PME of a real device): resumes the device asynchronously, which signals
  * the user's wakeup eventfd if one is armed.  Returns 0 once queued.
  */
-int vfpm_pci_wake(struct vfpm_pci_dev *pdev);
+VFPM_API int vfpm_pci_wake(struct vfpm_pci_dev *pdev);
 
 /*
  * A backend event that the backend will handle (data arriving for a
@@ -189,9 +195,9 @@ int vfpm_pci_wake(struct vfpm_pci_dev *pdev);
  * for it there.  Never blocks; safe from any thread.  0 or -errno (no
  * reference is held then).
  */
-int vfpm_pci_wake_get(struct vfpm_pci_dev *pdev);
+VFPM_API int vfpm_pci_wake_get(struct vfpm_pci_dev *pdev);
 /* The event is handled: the device may sleep again. */
-void vfpm_pci_wake_put(struct vfpm_pci_dev *pdev);
+VFPM_API void vfpm_pci_wake_put(struct vfpm_pci_dev *pdev);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,8 @@
 #ifndef VFPM_PM_H
 #define VFPM_PM_H
 
+#include <vfpm/export.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -72,25 +74,25 @@ struct vfpm_pm_ops {
 };
 
 /* Lifecycle. */
-int vfpm_pm_dev_create(const struct vfpm_pm_ops *ops, void *opaque,
+VFPM_API int vfpm_pm_dev_create(const struct vfpm_pm_ops *ops, void *opaque,
 		       struct vfpm_pm_dev **out);
 /*
  * Disables runtime PM, cancels pending requests and timers and waits for a
  * callback in progress.  The device must have no children left.
  */
-void vfpm_pm_dev_destroy(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_dev_destroy(struct vfpm_pm_dev *dev);
 /*
  * Make parent the device's parent (or NULL for none).  Only while runtime PM
  * is disabled on dev; -EBUSY otherwise.  A child that is ACTIVE counts in the
  * parent's child count, and the parent cannot suspend while it has active
  * children (unless ignore_children); resuming a child resumes its parent.
  */
-int vfpm_pm_set_parent(struct vfpm_pm_dev *dev, struct vfpm_pm_dev *parent);
-void *vfpm_pm_opaque(const struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_set_parent(struct vfpm_pm_dev *dev, struct vfpm_pm_dev *parent);
+VFPM_API void *vfpm_pm_opaque(const struct vfpm_pm_dev *dev);
 
 /* Usage count without a transition. */
-void vfpm_pm_get_noresume(struct vfpm_pm_dev *dev);
-void vfpm_pm_put_noidle(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_get_noresume(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_put_noidle(struct vfpm_pm_dev *dev);
 
 /*
  * Take a reference and resume synchronously.  get_sync returns 1 if the
@@ -99,45 +101,45 @@ void vfpm_pm_put_noidle(struct vfpm_pm_dev *dev);
  * it, as with the kernel's pm_runtime_get_sync).  resume_and_get returns 0 on
  * success (already active or resumed) and drops the reference on failure.
  */
-int vfpm_pm_get_sync(struct vfpm_pm_dev *dev);
-int vfpm_pm_resume_and_get(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_get_sync(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_resume_and_get(struct vfpm_pm_dev *dev);
 /* Take a reference and queue an asynchronous resume. */
-int vfpm_pm_get(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_get(struct vfpm_pm_dev *dev);
 
 /*
  * Drop a reference; when it reaches zero: put queues an idle check, put_sync
  * runs it (and the suspend it leads to) now, the autosuspend variants go
  * through the autosuspend delay.  -EINVAL if the count was already zero.
  */
-int vfpm_pm_put(struct vfpm_pm_dev *dev);
-int vfpm_pm_put_sync(struct vfpm_pm_dev *dev);
-int vfpm_pm_put_autosuspend(struct vfpm_pm_dev *dev);
-int vfpm_pm_put_sync_autosuspend(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_put(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_put_sync(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_put_autosuspend(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_put_sync_autosuspend(struct vfpm_pm_dev *dev);
 
 /* Transitions without touching the usage count. */
-int vfpm_pm_resume(struct vfpm_pm_dev *dev);
-int vfpm_pm_request_resume(struct vfpm_pm_dev *dev);
-int vfpm_pm_idle(struct vfpm_pm_dev *dev);
-int vfpm_pm_request_idle(struct vfpm_pm_dev *dev);
-int vfpm_pm_suspend(struct vfpm_pm_dev *dev);
-int vfpm_pm_autosuspend(struct vfpm_pm_dev *dev);
-int vfpm_pm_request_autosuspend(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_resume(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_request_resume(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_idle(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_request_idle(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_suspend(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_autosuspend(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_request_autosuspend(struct vfpm_pm_dev *dev);
 /* Queue a suspend request after delay_ms (0: now). */
-int vfpm_pm_schedule_suspend(struct vfpm_pm_dev *dev, unsigned int delay_ms);
+VFPM_API int vfpm_pm_schedule_suspend(struct vfpm_pm_dev *dev, unsigned int delay_ms);
 
 /* User policy (the kernel's power/control = auto / on). */
-void vfpm_pm_allow(struct vfpm_pm_dev *dev);
-void vfpm_pm_forbid(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_allow(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_forbid(struct vfpm_pm_dev *dev);
 
 /* Enable / disable runtime PM (nesting depth, as in the kernel). */
-void vfpm_pm_enable(struct vfpm_pm_dev *dev);
-void vfpm_pm_disable(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_enable(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_disable(struct vfpm_pm_dev *dev);
 /*
  * Carry out a pending resume request now, cancel every other pending request
  * and timer, and wait for a transition or idle callback in progress.
  * Returns 1 if a pending resume was carried out, 0 otherwise.
  */
-int vfpm_pm_barrier(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_barrier(struct vfpm_pm_dev *dev);
 
 /*
  * Set the status directly.  Only while runtime PM is disabled or a runtime
@@ -145,30 +147,30 @@ int vfpm_pm_barrier(struct vfpm_pm_dev *dev);
  * ACTIVE under a parent that is enabled, not ignoring children and not
  * ACTIVE fails with -EBUSY.
  */
-int vfpm_pm_set_active(struct vfpm_pm_dev *dev);
-int vfpm_pm_set_suspended(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_set_active(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_set_suspended(struct vfpm_pm_dev *dev);
 
-void vfpm_pm_set_ignore_children(struct vfpm_pm_dev *dev, bool ignore);
+VFPM_API void vfpm_pm_set_ignore_children(struct vfpm_pm_dev *dev, bool ignore);
 /*
  * The kernel's pm_runtime_no_callbacks: the device never has callbacks, so a
  * resume need not wake a parent that can stay as it is.
  */
-void vfpm_pm_set_no_callbacks(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_set_no_callbacks(struct vfpm_pm_dev *dev);
 
 /* Autosuspend. */
-void vfpm_pm_mark_last_busy(struct vfpm_pm_dev *dev);
-void vfpm_pm_set_autosuspend_delay(struct vfpm_pm_dev *dev, int delay_ms);
-void vfpm_pm_use_autosuspend(struct vfpm_pm_dev *dev, bool use);
+VFPM_API void vfpm_pm_mark_last_busy(struct vfpm_pm_dev *dev);
+VFPM_API void vfpm_pm_set_autosuspend_delay(struct vfpm_pm_dev *dev, int delay_ms);
+VFPM_API void vfpm_pm_use_autosuspend(struct vfpm_pm_dev *dev, bool use);
 
 /* Observation (a snapshot: it may change as soon as it is returned). */
-enum vfpm_pm_status vfpm_pm_status(const struct vfpm_pm_dev *dev);
-int vfpm_pm_usage_count(const struct vfpm_pm_dev *dev);
-int vfpm_pm_child_count(const struct vfpm_pm_dev *dev);
-int vfpm_pm_runtime_error(struct vfpm_pm_dev *dev);
-int vfpm_pm_disable_depth(struct vfpm_pm_dev *dev);
-bool vfpm_pm_is_enabled(struct vfpm_pm_dev *dev);
-bool vfpm_pm_runtime_auto(struct vfpm_pm_dev *dev);
-const char *vfpm_pm_status_name(enum vfpm_pm_status status);
+VFPM_API enum vfpm_pm_status vfpm_pm_status(const struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_usage_count(const struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_child_count(const struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_runtime_error(struct vfpm_pm_dev *dev);
+VFPM_API int vfpm_pm_disable_depth(struct vfpm_pm_dev *dev);
+VFPM_API bool vfpm_pm_is_enabled(struct vfpm_pm_dev *dev);
+VFPM_API bool vfpm_pm_runtime_auto(struct vfpm_pm_dev *dev);
+VFPM_API const char *vfpm_pm_status_name(enum vfpm_pm_status status);
 
 /*
  * Block until the device is in `status`, or has entered it since the call
@@ -177,11 +179,11 @@ const char *vfpm_pm_status_name(enum vfpm_pm_status status);
  * limit).  0 when reached, -ETIMEDOUT otherwise.  For tests and tools that
  * would otherwise poll.
  */
-int vfpm_pm_wait_status(struct vfpm_pm_dev *dev, enum vfpm_pm_status status,
+VFPM_API int vfpm_pm_wait_status(struct vfpm_pm_dev *dev, enum vfpm_pm_status status,
 			int timeout_ms);
 
 /* Number of threads in the shared worker pool (0 until a device exists). */
-int vfpm_pm_worker_threads(void);
+VFPM_API int vfpm_pm_worker_threads(void);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@
 #ifndef VFPM_TRANSPORT_H
 #define VFPM_TRANSPORT_H
 
+#include <vfpm/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -108,9 +110,9 @@ struct vfpm_transport_limits {
 };
 
 /* The budgets in force. */
-void vfpm_transport_get_limits(struct vfpm_transport_limits *lim);
+VFPM_API void vfpm_transport_get_limits(struct vfpm_transport_limits *lim);
 /* Set the budgets; -EINVAL for NULL. */
-int vfpm_transport_set_limits(const struct vfpm_transport_limits *lim);
+VFPM_API int vfpm_transport_set_limits(const struct vfpm_transport_limits *lim);
 
 /*
  * Create the listening socket at socket_path for dev (opts may be NULL).  A
@@ -118,7 +120,7 @@ int vfpm_transport_set_limits(const struct vfpm_transport_limits *lim);
  * listens there or the path is some other kind of file.  Nothing is accepted
  * until vfpm_server_run / vfpm_server_start.
  */
-int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
+VFPM_API int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
 		       const struct vfpm_server_opts *opts, struct vfpm_server **out);
 /*
  * The same around a listening AF_UNIX stream socket the caller already has
@@ -128,12 +130,12 @@ int vfpm_server_create(struct vfpm_device *dev, const char *socket_path,
  * serves only the connections given to vfpm_server_serve_fd (run and start
  * then return -EINVAL).
  */
-int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
+VFPM_API int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 			  const struct vfpm_server_opts *opts, struct vfpm_server **out);
 /* Accept and serve connections on the calling thread until vfpm_server_stop. */
-int vfpm_server_run(struct vfpm_server *srv);
+VFPM_API int vfpm_server_run(struct vfpm_server *srv);
 /* vfpm_server_run on a thread of its own. */
-int vfpm_server_start(struct vfpm_server *srv);
+VFPM_API int vfpm_server_start(struct vfpm_server *srv);
 /*
  * Serve one already-connected AF_UNIX stream socket (an inetd-style
  * connection, one end of a socketpair) on the calling thread until the
@@ -142,12 +144,12 @@ int vfpm_server_start(struct vfpm_server *srv);
  * server owns sock from the call on and closes it, whatever the outcome.
  * Any number of threads may do this at once, with or without
  * vfpm_server_run.  0 once the connection is torn down; -EACCES when the
- * peer's uid is not allowed, -EUSERS when a connection limit is reached, -ESHUTDOWN when the server is stopping,
- * -EINVAL / -ENOTSOCK when sock is not a stream socket, -ENOMEM (nothing
- * is served then).
+ * peer's uid is not allowed, -EUSERS when a connection limit is reached,
+ * -ESHUTDOWN when the server is stopping, -EINVAL / -ENOTSOCK when sock
+ * is not a stream socket, -ENOMEM (nothing is served then).
  * Not from a server or device callback.
  */
-int vfpm_server_serve_fd(struct vfpm_server *srv, int sock);
+VFPM_API int vfpm_server_serve_fd(struct vfpm_server *srv, int sock);
 /*
  * Stop accepting, disconnect every client (their sockets are shut down) and
  * wait until every connection is torn down, vfpm_server_run has returned
@@ -155,23 +157,24 @@ int vfpm_server_serve_fd(struct vfpm_server *srv, int sock);
  * request in flight completes first.  Not from a server callback or a device
  * callback running a request.
  */
-void vfpm_server_stop(struct vfpm_server *srv);
+VFPM_API void vfpm_server_stop(struct vfpm_server *srv);
 /* Stop if needed, remove the socket file and free.  The device is not touched. */
-void vfpm_server_destroy(struct vfpm_server *srv);
+VFPM_API void vfpm_server_destroy(struct vfpm_server *srv);
 
 /* Live connections (accepted and not yet torn down). */
-unsigned int vfpm_server_connection_count(struct vfpm_server *srv);
+VFPM_API unsigned int vfpm_server_connection_count(struct vfpm_server *srv);
 /*
  * Wait until exactly count connections are live (e.g. 0 after clients left:
  * their instances are then closed), at most timeout_ms (negative: no limit).
  * 0 or -ETIMEDOUT.
  */
+VFPM_API
 int vfpm_server_wait_connections(struct vfpm_server *srv, unsigned int count, int timeout_ms);
 
 /* The connection's device instance, and the user pointer it carries. */
-struct vfpm_instance *vfpm_server_conn_instance(struct vfpm_server_conn *conn);
-void vfpm_server_conn_set_priv(struct vfpm_server_conn *conn, void *priv);
-void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
+VFPM_API struct vfpm_instance *vfpm_server_conn_instance(struct vfpm_server_conn *conn);
+VFPM_API void vfpm_server_conn_set_priv(struct vfpm_server_conn *conn, void *priv);
+VFPM_API void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
 
 /*
  * DMA for device models: copy len bytes from / to the client's memory at DMA
@@ -182,14 +185,16 @@ void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
  * moves.  Windows the client backed with an fd are accessed through their
  * mmap (guarded: when the client has truncated the file under the window,
  * the access fails with -EFAULT, as does every later one to that window,
- * and the log says so; the process is never hurt); the others with VFIO_USER_DMA_READ / DMA_WRITE messages on the twin
- * socket, when the client negotiated twin-socket mode (-ENOTSUP otherwise;
- * a client error or a lost socket is returned as is).  Safe from any
+ * and the log says so; the process is never hurt); the others with
+ * VFIO_USER_DMA_READ / DMA_WRITE messages on the twin socket, when the
+ * client negotiated twin-socket mode (-ENOTSUP otherwise; a client error
+ * or a lost socket is returned as is).  Safe from any
  * thread, including a device callback serving this client's request, until
  * on_disconnect; an unmap waits for the accesses in progress.
  */
+VFPM_API
 int vfpm_server_dma_read(struct vfpm_server_conn *conn, uint64_t addr, void *buf, size_t len);
-int vfpm_server_dma_write(struct vfpm_server_conn *conn, uint64_t addr, const void *buf,
+VFPM_API int vfpm_server_dma_write(struct vfpm_server_conn *conn, uint64_t addr, const void *buf,
 			  size_t len);
 
 #ifdef __cplusplus
