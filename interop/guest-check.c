@@ -4,7 +4,10 @@
  * and looks at vfpm's memory device as QEMU's vfio-user client presents it,
  * through sysfs only: no driver is bound.
  *
- *   guest-check [--d3-bar0] [--no-d3hot] [--poller-act SECONDS] [VVVV:DDDD]
+ *   guest-check [--d3-bar0] [--no-d3hot] [--dma] [--poller-act SECONDS] [VVVV:DDDD]
+ *
+ * --dma: the memory device's DMA engine copies a page of the guest's RAM
+ * into BAR0 and back out into another page.
  *
  * --poller-act: the polling device (1b36:00f2) in D0, D3hot and D0 again,
  * SECONDS each, between @@PHASE NAME@@ lines for the host's CPU figures.
@@ -58,6 +61,15 @@
 #define PMCSR_D3HOT 0x3
 #define PMCSR_PME_STATUS 0x8000
 
+/* The memory device's DMA engine (include/vfpm/devices.h). */
+#define MEMDEV_REG_DMA_ADDR 0x20
+#define MEMDEV_REG_DMA_LEN 0x28
+#define MEMDEV_REG_DMA_OFF 0x2c
+#define MEMDEV_REG_DMA_CMD 0x30
+#define MEMDEV_REG_DMA_STATUS 0x34
+#define MEMDEV_DMA_TO_BAR 1u
+#define MEMDEV_DMA_FROM_BAR 2u
+#define CFG_COMMAND_MASTER 0x4
 #define POLLER_MAGIC 0x4d504656u	/* "VFPM": the polling device's register 0 in BAR0 */
 #define MEMDEV_REG_ID 0x00
 #define MEMDEV_ID 0x4d454d30u /* "MEM0" */
@@ -514,6 +526,91 @@ static void step_d3_bar0(void)
 	check("d3-bar0", true, "QEMU survived");
 }
 
+/* The physical address of a resident page of ours (/proc/self/pagemap), or 0. */
+static uint64_t phys_addr(const void *p)
+{
+	uint64_t entry = 0, page = (uint64_t)sysconf(_SC_PAGESIZE);
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t at = (off_t)((uintptr_t)p / page * sizeof(entry));
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry), at) != (ssize_t)sizeof(entry))
+		entry = 0;
+	close(fd);
+	if (!(entry & (1ull << 63)))
+		return 0;
+	return (entry & ((1ull << 55) - 1)) * page + (uintptr_t)p % page;
+}
+
+/* One transfer of the memory device's DMA engine: its final status. */
+static int32_t memdev_dma(volatile uint32_t *bar2, uint32_t cmd, uint64_t addr, uint32_t len)
+{
+	uint32_t status = 1;
+
+	bar2[MEMDEV_REG_DMA_ADDR / 4] = (uint32_t)addr;
+	bar2[MEMDEV_REG_DMA_ADDR / 4 + 1] = (uint32_t)(addr >> 32);
+	bar2[MEMDEV_REG_DMA_LEN / 4] = len;
+	bar2[MEMDEV_REG_DMA_OFF / 4] = 0;
+	bar2[MEMDEV_REG_DMA_CMD / 4] = cmd;
+	for (int i = 0; i < 5000 && status == 1; i++) {
+		status = bar2[MEMDEV_REG_DMA_STATUS / 4];
+		if (status == 1)
+			sleep_ms(1);
+	}
+	return (int32_t)status;
+}
+
+/*
+ * DMA by the device into this guest's RAM and out of it: the memory
+ * device's engine copies a page of ours into BAR0, then BAR0 into another
+ * page.  Without a vIOMMU the DMA address is the guest-physical one.  With
+ * guest RAM a shared memfd, the server reaches it through its mapping; with
+ * ordinary RAM, through DMA_READ/DMA_WRITE messages on the main socket.
+ */
+static void step_dma(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), size0, size2;
+	uint8_t *mem = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED, -1, 0);
+	volatile uint32_t *bar2, *bar0;
+	uint64_t src, dst;
+	int32_t st;
+	long bad = 0;
+
+	if (mem == MAP_FAILED) {
+		check("dma", false, "no buffer: %s", strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < page; i++)
+		mem[i] = (uint8_t)(i * 7 + 3);
+	memset(mem + page, 0, page);
+	src = phys_addr(mem);
+	dst = phys_addr(mem + page);
+	cfg_write16(CFG_COMMAND, cfg16(CFG_COMMAND) | CFG_COMMAND_MEMORY | CFG_COMMAND_MASTER);
+	bar2 = map_bar(2, &size2);
+	bar0 = map_bar(0, &size0);
+	if (!src || !dst || !bar2 || !bar0) {
+		check("dma", false, "no physical address or BAR mapping");
+		return;
+	}
+	st = memdev_dma(bar2, MEMDEV_DMA_TO_BAR, src, (uint32_t)page);
+	for (size_t i = 0; i < page / 4; i++)
+		bad += bar0[i] != ((uint32_t *)mem)[i];
+	check("dma-to-bar", st == 0 && bad == 0, "guest page at %#llx into BAR0: status %d, "
+	      "%ld words differ", (unsigned long long)src, st, bad);
+	if (bad)
+		note("BAR0 starts %08x %08x %08x, the page %08x %08x %08x", bar0[0], bar0[1],
+		     bar0[2], ((uint32_t *)mem)[0], ((uint32_t *)mem)[1], ((uint32_t *)mem)[2]);
+	st = memdev_dma(bar2, MEMDEV_DMA_FROM_BAR, dst, (uint32_t)page);
+	bad = memcmp(mem, mem + page, page) != 0;
+	check("dma-from-bar", st == 0 && !bad, "BAR0 into the guest page at %#llx: status %d, %s",
+	      (unsigned long long)dst, st, bad ? "differs" : "same bytes");
+	munmap((void *)bar2, size2);
+	munmap((void *)bar0, size0);
+	munmap(mem, 2 * page);
+}
+
 /* Register 0 of the polling device's BAR0, through a fresh mapping. */
 static uint32_t poller_magic(void)
 {
@@ -570,12 +667,15 @@ int main(int argc, char **argv)
 	long vendor = 0x1b36, device = 0x00f0;
 	bool d3_bar0 = false, d3hot = true;
 	unsigned int poller_act = 0;
+	bool dma = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--d3-bar0"))
 			d3_bar0 = true;
 		else if (!strcmp(argv[i], "--no-d3hot"))
 			d3hot = false;
+		else if (!strcmp(argv[i], "--dma"))
+			dma = true;
 		else if (!strcmp(argv[i], "--poller-act") && i + 1 < argc)
 			poller_act = (unsigned int)strtoul(argv[++i], NULL, 10);
 		else if (sscanf(argv[i], "%lx:%lx", &vendor, &device) != 2) {
@@ -596,6 +696,8 @@ int main(int argc, char **argv)
 			} else {
 				step_bar0();
 				step_bar2();
+				if (dma)
+					step_dma();
 			}
 			if (d3hot)
 				step_d3hot();

@@ -67,7 +67,12 @@ static int send_error(struct vfpm_server_conn *conn, const struct vfio_user_head
 		.error_no = (uint32_t)err,
 	};
 
-	return vfpm_sock_send_msg(conn->sock, &hdr, NULL, 0, NULL, 0);
+	int ret;
+
+	pthread_mutex_lock(&conn->send_lock);
+	ret = vfpm_sock_send_msg(conn->sock, &hdr, NULL, 0, NULL, 0);
+	pthread_mutex_unlock(&conn->send_lock);
+	return ret;
 }
 
 static int send_reply(struct vfpm_server_conn *conn, const struct vfio_user_header *req,
@@ -78,7 +83,12 @@ static int send_reply(struct vfpm_server_conn *conn, const struct vfio_user_head
 		.flags = VFIO_USER_F_TYPE_REPLY,
 	};
 
-	return vfpm_sock_send_msgv(conn->sock, &hdr, r->iov, r->iovcnt, r->fds.fd, r->fds.count);
+	int ret;
+
+	pthread_mutex_lock(&conn->send_lock);
+	ret = vfpm_sock_send_msgv(conn->sock, &hdr, r->iov, r->iovcnt, r->fds.fd, r->fds.count);
+	pthread_mutex_unlock(&conn->send_lock);
+	return ret;
 }
 
 /* ---- VERSION ---- */
@@ -153,7 +163,7 @@ static int handle_version(struct vfpm_server_conn *conn, struct vfpm_msg *m, str
 static int process_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r)
 {
 	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND)
-		return -EPROTO;	/* the server sends no commands, so expects no reply */
+		return -EPROTO;	/* neither a command nor a reply */
 	if (m->fds_truncated || m->nfds > conn->srv->caps.max_msg_fds) {
 		static struct vfpm_ratelimit rl;
 
@@ -231,6 +241,17 @@ static int serve_one(struct vfpm_server_conn *conn)
 	}
 	if (err)
 		return err;
+	/* A reply is the answer to a DMA message of ours, never a command. */
+	if ((m.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
+		static struct vfpm_ratelimit rl;
+
+		if (srv_main_dma_deliver(conn, &m))
+			vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: a reply (msg_id %u, command %u) "
+				     "that answers nothing of ours; ignored", conn->who,
+				     m.hdr.msg_id, m.hdr.command);
+		vfpm_msg_release(&m);
+		return 0;
+	}
 
 	no_reply = m.hdr.flags & VFIO_USER_F_NO_REPLY;
 	err = process_msg(conn, &m, &r);
@@ -297,8 +318,12 @@ static void conn_serve(struct vfpm_server_conn *conn)
 	char buf[160];
 	int err;
 
+	conn->serving_thread = pthread_self();
+	conn->serving = true;
 	while ((err = serve_one(conn)) == 0)
 		;
+	/* No more replies will come: a model waiting for one gives up now. */
+	srv_main_dma_close(conn);
 	why = drop_reason(conn, err, buf, sizeof(buf));
 	if (why) {
 		/* One rate limit per reason: a flood of one kind hides no other. */
@@ -346,6 +371,8 @@ int srv_conn_open_instance(struct vfpm_server_conn *conn)
 
 static void conn_free(struct vfpm_server_conn *conn)
 {
+	srv_main_dma_destroy(conn);
+	pthread_mutex_destroy(&conn->send_lock);
 	pthread_mutex_destroy(&conn->dma_sock_lock);
 	pthread_rwlock_destroy(&conn->dma.lock);
 	free(conn);
@@ -368,6 +395,8 @@ static struct vfpm_server_conn *conn_new(struct vfpm_server *srv, int sock)
 	srv_describe_peer(srv, sock, &conn->peer_pid, &conn->peer_uid, conn->who,
 			  sizeof(conn->who));
 	pthread_mutex_init(&conn->dma_sock_lock, NULL);
+	pthread_mutex_init(&conn->send_lock, NULL);
+	srv_main_dma_init(conn);
 	vfpm_caps_defaults(&conn->peer);
 	return conn;
 }

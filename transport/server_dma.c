@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int srv_dma_init(struct dma_table *t, uint32_t max)
@@ -358,6 +359,184 @@ static int twin_dma(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, 
 	return 0;
 }
 
+/* ---- DMA messages on the main socket ---- */
+
+void srv_main_dma_init(struct vfpm_server_conn *conn)
+{
+	pthread_condattr_t attr;
+
+	pthread_mutex_init(&conn->main_dma.lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&conn->main_dma.cond, &attr);
+	pthread_condattr_destroy(&attr);
+	/* Far from the ids a client uses for its own requests, for the logs' sake. */
+	conn->main_dma.next_id = 0x8000;
+}
+
+void srv_main_dma_destroy(struct vfpm_server_conn *conn)
+{
+	if (conn->main_dma.reply) {
+		vfpm_msg_release(conn->main_dma.reply);
+		free(conn->main_dma.reply);
+	}
+	pthread_cond_destroy(&conn->main_dma.cond);
+	pthread_mutex_destroy(&conn->main_dma.lock);
+}
+
+void srv_main_dma_close(struct vfpm_server_conn *conn)
+{
+	pthread_mutex_lock(&conn->main_dma.lock);
+	conn->main_dma.closed = true;
+	pthread_cond_broadcast(&conn->main_dma.cond);
+	pthread_mutex_unlock(&conn->main_dma.lock);
+}
+
+int srv_main_dma_deliver(struct vfpm_server_conn *conn, struct vfpm_msg *m)
+{
+	struct vfpm_msg *copy;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&conn->main_dma.lock);
+	if (conn->main_dma.busy && !conn->main_dma.have_reply &&
+	    m->hdr.msg_id == conn->main_dma.msg_id && m->hdr.command == conn->main_dma.command) {
+		copy = malloc(sizeof(*copy));
+		if (copy) {
+			*copy = *m;		/* the payload and fds move with it */
+			vfpm_msg_init(m);
+			conn->main_dma.reply = copy;
+			conn->main_dma.have_reply = true;
+			pthread_cond_broadcast(&conn->main_dma.cond);
+			err = 0;
+		}
+	}
+	pthread_mutex_unlock(&conn->main_dma.lock);
+	return err;
+}
+
+/*
+ * DMA_READ / DMA_WRITE on the main socket have the specification's layout,
+ * as on the twin socket: address and count (8 bytes each), then the data.
+ * QEMU 11.1's client answers so (checked with a Linux guest under it:
+ * interop/, the memory device's DMA engine on ordinary guest RAM).
+ */
+static void abs_deadline(struct timespec *ts, unsigned int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Send one request and wait for its reply (or the deadline, or the end). */
+static int main_dma_exchange(struct vfpm_server_conn *conn, struct vfio_user_header *hdr,
+			     const struct iovec *iov, unsigned int iovcnt, struct vfpm_msg **reply)
+{
+	struct timespec deadline;
+	int err = 0;
+
+	pthread_mutex_lock(&conn->main_dma.lock);
+	while (conn->main_dma.busy && !conn->main_dma.closed)
+		pthread_cond_wait(&conn->main_dma.cond, &conn->main_dma.lock);
+	if (conn->main_dma.closed) {
+		pthread_mutex_unlock(&conn->main_dma.lock);
+		return -ECONNRESET;
+	}
+	conn->main_dma.busy = true;
+	conn->main_dma.have_reply = false;
+	hdr->msg_id = conn->main_dma.next_id++;
+	conn->main_dma.msg_id = hdr->msg_id;
+	conn->main_dma.command = hdr->command;
+	pthread_mutex_unlock(&conn->main_dma.lock);
+
+	pthread_mutex_lock(&conn->send_lock);
+	err = vfpm_sock_send_msgv(conn->sock, hdr, iov, iovcnt, NULL, 0);
+	pthread_mutex_unlock(&conn->send_lock);
+
+	abs_deadline(&deadline, conn->srv->opts.msg_timeout_ms);
+	pthread_mutex_lock(&conn->main_dma.lock);
+	while (!err && !conn->main_dma.have_reply && !conn->main_dma.closed) {
+		if (pthread_cond_timedwait(&conn->main_dma.cond, &conn->main_dma.lock,
+					   &deadline) == ETIMEDOUT)
+			err = -ETIMEDOUT;
+	}
+	if (!err && conn->main_dma.have_reply) {
+		*reply = conn->main_dma.reply;
+		conn->main_dma.reply = NULL;
+		conn->main_dma.have_reply = false;
+	} else if (!err) {
+		err = -ECONNRESET;
+	}
+	conn->main_dma.busy = false;
+	pthread_cond_broadcast(&conn->main_dma.cond);
+	pthread_mutex_unlock(&conn->main_dma.lock);
+	return err;
+}
+
+/* One DMA_READ or DMA_WRITE on the main socket, of at most the client's max_data_xfer_size. */
+static int main_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
+			bool write)
+{
+	static struct vfpm_ratelimit rl;
+	struct vfio_user_dma_access req = { .addr = addr, .count = len };
+	struct vfio_user_header hdr = {
+		.command = write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ,
+		.flags = VFIO_USER_F_TYPE_COMMAND,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &req, .iov_len = sizeof(req) },
+		{ .iov_base = buf, .iov_len = len },
+	};
+	struct vfpm_msg *reply = NULL;
+	int err;
+
+	/*
+	 * From the connection's own thread (inside a request) the reply could
+	 * never be read, and QEMU answers only once our reply has come.
+	 */
+	if (conn->serving && pthread_equal(pthread_self(), conn->serving_thread))
+		return -EDEADLK;
+	err = main_dma_exchange(conn, &hdr, iov, write ? 2 : 1, &reply);
+	if (!err)
+		err = twin_reply_check(reply, &hdr);
+	if (!err && !write) {
+		if (reply->len != sizeof(req) + len)
+			err = -EPROTO;
+		else
+			memcpy(buf, (uint8_t *)reply->payload + sizeof(req), len);
+	}
+	if (reply) {
+		vfpm_msg_release(reply);
+		free(reply);
+	}
+	if (err && err != -EFAULT)
+		vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: DMA %s of %zu bytes at %#" PRIx64 " over "
+			     "the main socket failed: %s", conn->who, write ? "write" : "read", len,
+			     addr, strerror(-err));
+	return err;
+}
+
+static int main_dma(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
+		    bool write)
+{
+	size_t max = conn->peer.max_data_xfer_size;
+
+	while (len) {
+		size_t n = len < max ? len : max;
+		int err = main_dma_one(conn, addr, buf, n, write);
+
+		if (err)
+			return err;
+		addr += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* ---- DMA for device models ---- */
 
 /*
@@ -394,12 +573,12 @@ static int dma_walk(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, 
 		reg = &t->regions[i];
 		if (!(reg->flags & need))
 			return -EACCES;
-		if (!reg->map && conn->dma_sock < 0)
-			return -ENOTSUP;
 		off = addr - reg->addr;
 		n = reg->size - off < len ? reg->size - off : len;
-		if (buf && !reg->map)
+		if (buf && !reg->map && conn->dma_sock >= 0)
 			err = twin_dma(conn, addr, buf, n, write);
+		else if (buf && !reg->map)
+			err = main_dma(conn, addr, buf, n, write);
 		else if (buf && write)
 			memcpy((uint8_t *)reg->map + off, buf, n);
 		else if (buf)

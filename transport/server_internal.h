@@ -82,6 +82,26 @@ struct vfpm_server_conn {
 	 * teardown, after on_disconnect, when there are no DMA callers left.
 	 */
 	int dma_sock;
+	/*
+	 * Server-to-client DMA messages on the main socket (no twin socket:
+	 * QEMU).  One exchange at a time; the connection thread, the socket's
+	 * only reader, hands the reply over.  lock protects the rest.
+	 */
+	struct {
+		pthread_mutex_t lock;
+		pthread_cond_t cond;
+		bool busy;		/* a request is out */
+		bool closed;		/* the connection is ending: no more exchanges */
+		bool have_reply;
+		uint16_t msg_id, command, next_id;
+		struct vfpm_msg *reply;	/* malloc'd, set with have_reply */
+	} main_dma;
+	/* Serialises sends on sock: replies and main-socket DMA requests. */
+	pthread_mutex_t send_lock;
+	/* The thread serving the connection (set before its first message). */
+	pthread_t serving_thread;
+	bool serving;
+
 	/* One DMA message in flight on dma_sock: protects dma_msg_id and the exchange. */
 	pthread_mutex_t dma_sock_lock;
 	uint16_t dma_msg_id;
@@ -188,6 +208,12 @@ int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m);
 int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
 /* The DMA provider every connection's instance gets (opaque: the conn). */
 extern const struct vfpm_dma_ops srv_conn_dma_ops;
+/* Main-socket DMA: set up, end (wakes a waiter), and hand over a reply (the conn thread). */
+void srv_main_dma_init(struct vfpm_server_conn *conn);
+void srv_main_dma_destroy(struct vfpm_server_conn *conn);
+void srv_main_dma_close(struct vfpm_server_conn *conn);
+/* A reply from the client: the DMA exchange's (0, m taken) or a stray one (-ENOENT). */
+int srv_main_dma_deliver(struct vfpm_server_conn *conn, struct vfpm_msg *m);
 /* VERSION granted twin-socket mode: the server's end of the DMA socket. */
 void srv_dma_set_twin_socket(struct vfpm_server_conn *conn, int sock);
 

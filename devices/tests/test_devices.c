@@ -175,6 +175,116 @@ static void test_memdev_registers_and_interrupts(void **state)
 	close(efd);
 }
 
+/* The user's memory for the DMA engine's test: a plain buffer at IOVA 0x100000. */
+#define TEST_IOVA 0x100000u
+static uint8_t user_mem[8192];
+
+static int user_mem_rw(uint64_t iova, void *buf, size_t len, bool write)
+{
+	if (iova < TEST_IOVA || iova - TEST_IOVA > sizeof(user_mem) ||
+	    len > sizeof(user_mem) - (iova - TEST_IOVA))
+		return -EFAULT;
+	if (write)
+		memcpy(user_mem + (iova - TEST_IOVA), buf, len);
+	else
+		memcpy(buf, user_mem + (iova - TEST_IOVA), len);
+	return 0;
+}
+
+static int user_mem_read(void *opaque, uint64_t iova, void *buf, size_t len)
+{
+	(void)opaque;
+	return user_mem_rw(iova, buf, len, false);
+}
+
+static int user_mem_write(void *opaque, uint64_t iova, const void *buf, size_t len)
+{
+	(void)opaque;
+	return user_mem_rw(iova, (void *)buf, len, true);
+}
+
+static const struct vfpm_dma_ops user_mem_ops = { .read = user_mem_read, .write = user_mem_write };
+
+static void bar2_write32(struct vfpm_instance *inst, unsigned int reg, uint32_t v)
+{
+	assert_int_equal(vfpm_instance_write(inst, &v, 4,
+					     VFPM_REGION_OFFSET(VFIO_PCI_BAR2_REGION_INDEX) + reg), 4);
+}
+
+static uint32_t bar2_read32(struct vfpm_instance *inst, unsigned int reg)
+{
+	uint32_t v = 0;
+
+	assert_int_equal(vfpm_instance_read(inst, &v, 4,
+					    VFPM_REGION_OFFSET(VFIO_PCI_BAR2_REGION_INDEX) + reg), 4);
+	return v;
+}
+
+/* Start a transfer and wait for its status (busy while it runs). */
+static int32_t memdev_dma(struct vfpm_instance *inst, uint32_t cmd, uint64_t iova, uint32_t len,
+			  uint32_t off)
+{
+	uint32_t status;
+
+	bar2_write32(inst, VFPM_MEMDEV_REG_DMA_ADDR, (uint32_t)iova);
+	bar2_write32(inst, VFPM_MEMDEV_REG_DMA_ADDR + 4, (uint32_t)(iova >> 32));
+	bar2_write32(inst, VFPM_MEMDEV_REG_DMA_LEN, len);
+	bar2_write32(inst, VFPM_MEMDEV_REG_DMA_OFF, off);
+	bar2_write32(inst, VFPM_MEMDEV_REG_DMA_CMD, cmd);
+	for (int i = 0; i < WAIT_MS; i++) {
+		status = bar2_read32(inst, VFPM_MEMDEV_REG_DMA_STATUS);
+		if (status != VFPM_MEMDEV_DMA_BUSY)
+			return (int32_t)status;
+		usleep(1000);
+	}
+	fail_msg("the DMA engine never finished");
+	return 0;
+}
+
+/* The memory device's DMA engine, between BAR0 and the user's memory. */
+static void test_memdev_dma_engine(void **state)
+{
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_instance *inst;
+	uint16_t cmd = PCI_COMMAND_MEMORY;
+	static uint8_t expect[4096];
+	size_t size;
+	uint8_t *bar0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(user_mem); i++)
+		user_mem[i] = (uint8_t)(i * 13 + 5);
+	assert_int_equal(vfpm_memdev_create(false, &pdev), 0);
+	assert_int_equal(vfpm_device_open(vfpm_pci_device(pdev), &inst), 0);
+	vfpm_instance_set_dma(inst, &user_mem_ops, NULL);
+	enable_memory(inst);
+	bar0 = map_bar(inst, VFIO_PCI_BAR0_REGION_INDEX, &size);
+
+	/* Bus mastering off: refused. */
+	assert_int_equal(memdev_dma(inst, VFPM_MEMDEV_DMA_TO_BAR, TEST_IOVA, 256, 0), -EPERM);
+	cmd |= PCI_COMMAND_MASTER;
+	assert_int_equal(vfpm_instance_write(inst, &cmd, 2,
+					     VFPM_REGION_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) +
+						     PCI_COMMAND), 2);
+	/* Into BAR0, and back out elsewhere. */
+	memcpy(expect, user_mem + 100, sizeof(expect));
+	assert_int_equal(memdev_dma(inst, VFPM_MEMDEV_DMA_TO_BAR, TEST_IOVA + 100, 4096, 512), 0);
+	assert_memory_equal(bar0 + 512, expect, 4096);
+	assert_int_equal(memdev_dma(inst, VFPM_MEMDEV_DMA_FROM_BAR, TEST_IOVA + 4096, 4000, 512),
+			 0);
+	assert_memory_equal(user_mem + 4096, expect, 4000);
+	/* Outside the user's memory, outside BAR0, a bad command. */
+	assert_int_equal(memdev_dma(inst, VFPM_MEMDEV_DMA_TO_BAR, 0x5000, 16, 0), -EFAULT);
+	assert_int_equal(memdev_dma(inst, VFPM_MEMDEV_DMA_TO_BAR, TEST_IOVA, 16,
+				    VFPM_MEMDEV_BAR0_SIZE - 8), -EINVAL);
+	assert_int_equal(memdev_dma(inst, 7, TEST_IOVA, 16, 0), -EINVAL);
+	assert_int_equal(bar2_read32(inst, VFPM_MEMDEV_REG_DMA_COUNT), 5);
+	munmap(bar0, size);
+	vfpm_instance_close(inst);
+	assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(pdev), VFPM_PM_SUSPENDED, WAIT_MS), 0);
+	vfpm_memdev_destroy(pdev);
+}
+
 static void test_memdev_ram_survives_low_power(void **state)
 {
 	struct vfpm_pci_dev *pdev;
@@ -571,6 +681,7 @@ static void test_poller_rejects_bad_backend(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memdev_dma_engine),
 		cmocka_unit_test(test_memdev_registers_and_interrupts),
 		cmocka_unit_test(test_memdev_ram_survives_low_power),
 		cmocka_unit_test(test_optout_never_suspends_while_open),

@@ -45,6 +45,23 @@ extern "C" {
 #define VFPM_MEMDEV_REG_DELAY_MS 0x08	/* RW: how long a read of REG_SLOW takes (max 10000) */
 #define VFPM_MEMDEV_REG_SLOW 0x0c	/* RO: a read waits DELAY_MS, then returns how many came before */
 #define VFPM_MEMDEV_MAX_DELAY_MS 10000u
+/*
+ * A DMA engine between BAR0 and the user's memory (the guest's RAM), run on
+ * a thread of its own after the register write that starts it returns:
+ * write the address, length and BAR0 offset, then the command; poll the
+ * status (or take MSI-X vector 0 when bit 31 of the command asks for it).
+ * Bus Master Enable must be on.
+ */
+#define VFPM_MEMDEV_REG_DMA_ADDR 0x20	/* RW: 64-bit DMA address (0x20 low, 0x24 high) */
+#define VFPM_MEMDEV_REG_DMA_LEN 0x28	/* RW: bytes, at most the rest of BAR0 */
+#define VFPM_MEMDEV_REG_DMA_OFF 0x2c	/* RW: offset in BAR0 */
+#define VFPM_MEMDEV_REG_DMA_CMD 0x30	/* WO: 1 user memory -> BAR0, 2 BAR0 -> user memory */
+#define VFPM_MEMDEV_DMA_TO_BAR 1u
+#define VFPM_MEMDEV_DMA_FROM_BAR 2u
+#define VFPM_MEMDEV_DMA_IRQ (1u << 31)	/* with the command: MSI-X vector 0 when done */
+#define VFPM_MEMDEV_REG_DMA_STATUS 0x34	/* RO: 0 done, 1 busy, or a negative errno */
+#define VFPM_MEMDEV_REG_DMA_COUNT 0x38	/* RO: transfers completed */
+#define VFPM_MEMDEV_DMA_BUSY 1u
 #define VFPM_MEMDEV_REG_SCRATCH 0x100	/* RW: 0x100 .. end */
 
 int vfpm_memdev_create(bool optout, struct vfpm_pci_dev **out);

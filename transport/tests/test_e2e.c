@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,27 +643,107 @@ static void test_dma_through_device(void **state)
 	munmap(mem, 0x1000);
 }
 
+/* A client without a twin socket answers the server's DMA on its main socket. */
+struct main_dma_peer {
+	int sock;
+	uint32_t word;		/* what a DMA_READ finds */
+	uint32_t written;	/* what a DMA_WRITE brought */
+	uint64_t addr;
+	int requests;
+};
+
+static void *main_dma_answer(void *arg)
+{
+	struct main_dma_peer *p = arg;
+	struct vfpm_msg m;
+
+	raw_recv(p->sock, &m);
+	assert_int_equal(m.hdr.flags & VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_COMMAND);
+	p->requests++;
+	memcpy(&p->addr, m.payload, 8);
+	if (m.hdr.command == VFIO_USER_DMA_READ) {
+		/* The specification's layout: address (8), count (8), the data. */
+		uint8_t reply[8 + 8 + 4] = { 0 };
+		uint64_t count = 4;
+
+		assert_int_equal(m.len, 16);
+		memcpy(reply, &p->addr, 8);
+		memcpy(reply + 8, &count, 8);
+		memcpy(reply + 16, &p->word, 4);
+		assert_int_equal(raw_send(p->sock, m.hdr.msg_id, m.hdr.command,
+					  VFIO_USER_F_TYPE_REPLY, reply, sizeof(reply), NULL, 0), 0);
+	} else {
+		assert_int_equal(m.hdr.command, VFIO_USER_DMA_WRITE);
+		assert_int_equal(m.len, 16 + 4);
+		memcpy(&p->written, (uint8_t *)m.payload + 16, 4);
+		assert_int_equal(raw_send(p->sock, m.hdr.msg_id, m.hdr.command,
+					  VFIO_USER_F_TYPE_REPLY, NULL, 0, NULL, 0), 0);
+	}
+	vfpm_msg_release(&m);
+	return NULL;
+}
+
 static void test_dma_without_twin_socket(void **state)
 {
 	struct tfix *f = *state;
 	struct vfpm_client *c = tfix_connect(f);
 	struct vfio_user_dma_map map = {
-		.argsz = sizeof(map), .flags = VFIO_USER_DMA_F_READ, .addr = 0x20000,
-		.size = 0x1000,
+		.argsz = sizeof(map), .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+		.addr = 0x20000, .size = 0x1000,
 	};
 	/* The model's DMA goes to the client that opened the device last. */
-	int raw = raw_connect(f->path);
+	struct main_dma_peer peer = { .sock = raw_connect(f->path), .word = 0x5eedf00d };
 	struct vfio_user_device_info info = { .argsz = sizeof(info) };
+	pthread_t t;
 
-	raw_version(raw);
-	assert_int_equal(raw_send(raw, 1, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0), 0);
-	assert_int_equal(raw_expect_ok(raw, 1, VFIO_USER_DMA_MAP), 0);
+	raw_version(peer.sock);
+	assert_int_equal(raw_send(peer.sock, 1, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0),
+			 0);
+	assert_int_equal(raw_expect_ok(peer.sock, 1, VFIO_USER_DMA_MAP), 0);
 	/* Its first device command opens its instance. */
-	assert_int_equal(raw_send(raw, 2, VFIO_USER_DEVICE_GET_INFO, 0, &info, sizeof(info), NULL, 0), 0);
-	assert_int_equal(raw_expect_ok(raw, 2, VFIO_USER_DEVICE_GET_INFO), sizeof(info));
+	assert_int_equal(raw_send(peer.sock, 2, VFIO_USER_DEVICE_GET_INFO, 0, &info, sizeof(info),
+				  NULL, 0), 0);
+	assert_int_equal(raw_expect_ok(peer.sock, 2, VFIO_USER_DEVICE_GET_INFO), sizeof(info));
 	t_enable_memory(c);
-	assert_int_equal(model_dma(c, TM_DMA_READ, 0x20000), -ENOTSUP);
-	close(raw);
+
+	/* No twin socket: DMA_READ on the peer's main socket, which it answers. */
+	assert_int_equal(pthread_create(&t, NULL, main_dma_answer, &peer), 0);
+	assert_int_equal(model_dma(c, TM_DMA_READ, 0x20010), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(peer.addr, 0x20010);
+	assert_int_equal(bar2_read(c, TM_REG_DMA_DATA), 0x5eedf00d);
+	/* And DMA_WRITE. */
+	bar2_write(c, TM_REG_DMA_DATA, 0xfeedbeef);
+	assert_int_equal(pthread_create(&t, NULL, main_dma_answer, &peer), 0);
+	assert_int_equal(model_dma(c, TM_DMA_WRITE, 0x20ffc), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(peer.written, 0xfeedbeef);
+	assert_int_equal(peer.requests, 2);
+
+	/*
+	 * From inside one of the peer's own requests the reply could never be
+	 * read (the connection thread is busy with that request): EDEADLK.
+	 */
+	{
+		uint8_t w[sizeof(struct vfio_user_region_access) + 4];
+		struct vfio_user_region_access *acc = (void *)w;
+		uint32_t regs[3][2] = {
+			{ TM_REG_DMA_ADDR, 0x20010 }, { TM_REG_DMA_ADDR + 4, 0 },
+			{ TM_REG_DMA_CMD, TM_DMA_READ },
+		};
+
+		for (int i = 0; i < 3; i++) {
+			*acc = (struct vfio_user_region_access){
+				.offset = regs[i][0], .region = VFIO_PCI_BAR2_REGION_INDEX, .count = 4,
+			};
+			memcpy(acc->data, &regs[i][1], 4);
+			assert_int_equal(raw_send(peer.sock, (uint16_t)(10 + i), VFIO_USER_REGION_WRITE,
+						  0, w, sizeof(w), NULL, 0), 0);
+			raw_expect_ok(peer.sock, (uint16_t)(10 + i), VFIO_USER_REGION_WRITE);
+		}
+	}
+	assert_int_equal((int32_t)bar2_read(c, TM_REG_DMA_STATUS), -EDEADLK);
+	close(peer.sock);
 	vfpm_client_close(c);
 }
 
