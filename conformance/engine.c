@@ -229,6 +229,42 @@ static int step_mmap(struct step_ctx *s, struct inst *in)
 	return err;
 }
 
+/*
+ * The first BAR whose region info carries capabilities, asked again with
+ * only the 32 bytes of struct vfio_region_info: "caps-set" when the answer
+ * still says CAPS (the ioctl does, with cap_offset 0), "caps-clear" when it
+ * does not (vfio-user clients need that to ask again), "n/a" without one.
+ */
+static int step_capsprobe(struct step_ctx *s, struct inst *in)
+{
+	union {
+		struct vfio_region_info info;
+		uint8_t raw[512];
+	} big;
+	struct vfio_region_info small;
+
+	for (uint32_t i = VFIO_PCI_BAR0_REGION_INDEX; i <= VFIO_PCI_BAR5_REGION_INDEX; i++) {
+		int fd = -1, err;
+
+		err = vfpm_client_get_region_info(in->c, i, &big.info, sizeof(big), &fd);
+		if (fd >= 0)
+			close(fd);
+		if (err || !(big.info.flags & VFIO_REGION_INFO_FLAG_CAPS))
+			continue;
+		err = vfpm_client_get_region_info(in->c, i, &small, sizeof(small), &fd);
+		if (fd >= 0)
+			close(fd);
+		if (err)
+			return err;
+		snprintf(s->res, s->len, "%s%s",
+			 small.flags & VFIO_REGION_INFO_FLAG_CAPS ? "caps-set" : "caps-clear",
+			 small.argsz > sizeof(small) ? "" : " (argsz did not grow)");
+		return 1;
+	}
+	snprintf(s->res, s->len, "n/a");
+	return 1;
+}
+
 /* Runs one step: fills res; returns 0 when res is set. */
 static void run_step(struct ctx *x, const struct conf_step *st, char *res, size_t len)
 {
@@ -293,6 +329,8 @@ static void run_step(struct ctx *x, const struct conf_step *st, char *res, size_
 			r = BAD_STEP;
 		else
 			r = vfpm_client_get_irq_info(in->c, (uint32_t)n, &ii);
+	} else if (!strcmp(cmd, "capsprobe")) {
+		r = step_capsprobe(&s, in);
 	} else if (!strcmp(cmd, "feature")) {
 		r = step_feature(&s, in);
 	} else if (!strcmp(cmd, "read") || !strcmp(cmd, "write")) {

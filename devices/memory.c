@@ -289,7 +289,8 @@ int vfpm_memdev_create(bool optout, struct vfpm_pci_dev **out)
 			[0] = { .type = VFPM_PCI_BAR_MEM32, .size = VFPM_MEMDEV_BAR0_SIZE,
 				.mappable = true },
 			[2] = { .type = VFPM_PCI_BAR_MEM32, .size = VFPM_MEMDEV_BAR2_SIZE },
-			[4] = { .type = VFPM_PCI_BAR_MEM64, .size = 4096 },
+			/* The MSI-X table in its first page, the second one mappable. */
+			[4] = { .type = VFPM_PCI_BAR_MEM64, .size = 8192, .mappable = true },
 		},
 		.pm_cap = true,
 		.msix_vectors = 4,

@@ -292,12 +292,16 @@ static void test_reply_sent_as_command(void **state)
 	struct mfix *m = *state;
 	struct vfio_user_device_info info = { .argsz = sizeof(info) };
 
+	/*
+	 * A reply answers a DMA message of the server's; one that answers
+	 * nothing is dropped without a word (replying to a reply would only
+	 * confuse the client): the next answer that comes is 62's.
+	 */
 	assert_int_equal(raw_send(m->sock, 60, VFIO_USER_DEVICE_GET_INFO, VFIO_USER_F_TYPE_REPLY,
 				  &info, sizeof(info), NULL, 0), 0);
-	raw_expect_error(m->sock, 60, VFIO_USER_DEVICE_GET_INFO, EPROTO);
 	assert_int_equal(raw_send(m->sock, 61, VFIO_USER_DEVICE_GET_INFO,
 				  VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR, NULL, 0, NULL, 0), 0);
-	raw_expect_error(m->sock, 61, VFIO_USER_DEVICE_GET_INFO, EPROTO);
+	/* Neither a command nor a reply: EPROTO. */
 	assert_int_equal(raw_send(m->sock, 62, VFIO_USER_DEVICE_GET_INFO, 7, &info, sizeof(info),
 				  NULL, 0), 0);
 	raw_expect_error(m->sock, 62, VFIO_USER_DEVICE_GET_INFO, EPROTO);
