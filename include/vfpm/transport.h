@@ -178,19 +178,25 @@ VFPM_API void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
 
 /*
  * DMA for device models: copy len bytes from / to the client's memory at DMA
- * address addr.  The range must lie in windows the client made with
+ * address addr (models should use vfpm_pci_dma_read/write, which need no
+ * connection).  The range must lie in windows the client made with
  * VFIO_USER_DMA_MAP (it may span adjacent ones) that allow the access
  * (readable for dma_read, writeable for dma_write): -EFAULT when it does
  * not, -EACCES when a window forbids it; this is checked before a byte
  * moves.  Windows the client backed with an fd are accessed through their
  * mmap (guarded: when the client has truncated the file under the window,
  * the access fails with -EFAULT, as does every later one to that window,
- * and the log says so; the process is never hurt); the others with
- * VFIO_USER_DMA_READ / DMA_WRITE messages on the twin socket, when the
- * client negotiated twin-socket mode (-ENOTSUP otherwise; a client error
- * or a lost socket is returned as is).  Safe from any
- * thread, including a device callback serving this client's request, until
- * on_disconnect; an unmap waits for the accesses in progress.
+ * and the log says so; the process is never hurt).  The others are reached
+ * with VFIO_USER_DMA_READ / DMA_WRITE messages: on the twin socket when the
+ * client negotiated one, else on the main socket (QEMU), whose replies the
+ * connection's thread hands over.  Over the main socket a DMA from the
+ * connection's own thread (inside one of its requests) is -EDEADLK: the
+ * reply could not be read, and QEMU answers only once our reply has come;
+ * run such DMA on a thread of the model's (the memory device's engine
+ * does).  A client that does not answer within msg_timeout_ms gives
+ * -ETIMEDOUT; a client error or a lost socket is returned as is.  Safe
+ * from any thread until on_disconnect; an unmap waits for the accesses in
+ * progress.
  */
 VFPM_API
 int vfpm_server_dma_read(struct vfpm_server_conn *conn, uint64_t addr, void *buf, size_t len);
