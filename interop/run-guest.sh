@@ -20,6 +20,21 @@
 #     --guest-vfio        then bind the device to the guest's vfio-pci (adds an
 #                         intel-iommu) and wait for the guest kernel to
 #                         runtime-suspend it into D3hot
+#     --guest-msix        with --guest-vfio (implied): open the bound device
+#                         through the guest's VFIO group API and check that
+#                         the doorbell fires exactly the right eventfd for
+#                         each MSI-X vector, and INTx; MAP_DMA (guest-vfio.c);
+#                         with --trace, also that the guest's MAP_DMA reached
+#                         the server as DMA_MAP
+#     --dma               memory: the device's DMA engine copies a page of the
+#                         guest's RAM into BAR0 and back (with --memfd through the
+#                         server's mapping, else over the main socket)
+#     --nointxmask        load the guest's vfio-pci with nointxmask=1 (INTx
+#                         masked at the interrupt controller, not through
+#                         COMMAND.INTx_Disable + STATUS.Interrupt_Status)
+#     --ktrace            with --guest-vfio (implied): trace the guest's PCI PM
+#                         calls, PMCSR writes (with stacks) and rpm events
+#                         through the bind and print them (tracefs, kprobes)
 #     --d3-bar0           last, touch BAR0 through its mapping in D3hot (the
 #                         server revokes the memory; QEMU 11.1 disables the
 #                         BAR first, so the guest reads 0)
@@ -32,7 +47,8 @@
 # Exit 0 pass, 1 a check failed, 124 timeout, 125 could not run.
 # Environment: VFPM_QEMU_CACHE (prepare-qemu.sh), VFPM_VM_CACHE
 # (conformance/vm/prepare.sh), VFPM_QEMU_EXTRA (more QEMU arguments, split
-# on spaces; e.g. "-trace vfio_pci_write_config" prints to RESULTS/qemu.out).
+# on spaces; e.g. "-trace vfio_pci_write_config" prints to RESULTS/qemu.out),
+# VFPM_GUEST_APPEND (more guest kernel command line).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,7 +56,7 @@ repo=$(cd "$here/.." && pwd)
 log() { echo "run-guest: $*" >&2; }
 die() { echo "run-guest: FAIL: $*" >&2; exit 125; }
 
-device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1 phase_s=3
+device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1 phase_s=3 ktrace=0 guest_msix=0 nointxmask=0 dma=0
 log_level=debug results=
 while (( $# )); do
     case $1 in
@@ -50,6 +66,10 @@ while (( $# )); do
         --memfd)      memfd=1; shift ;;
         --guest-vfio) guest_vfio=1; shift ;;
         --d3-bar0)    d3_bar0=1; shift ;;
+        --ktrace)     ktrace=1; guest_vfio=1; shift ;;
+        --guest-msix) guest_msix=1; guest_vfio=1; shift ;;
+        --nointxmask) nointxmask=1; shift ;;
+        --dma)        dma=1; shift ;;
         --no-d3hot)   d3hot=0; shift ;;
         --log-level)  log_level=${2:?}; shift 2 ;;
         --results)    results=${2:?}; shift 2 ;;
@@ -113,6 +133,8 @@ t0=$(date +%s.%N)
 mkdir -p "$work/root/interop"
 gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$work/root/interop/guest-check" \
     "$here/guest-check.c" || die "building guest-check failed"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$work/root/interop/guest-vfio" \
+    "$here/guest-vfio.c" || die "building guest-vfio failed"
 install -m 755 "$here/guest-init.sh" "$work/root/interop/init"
 ( cd "$work/root" && find interop | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) \
     | gzip -1 > "$work/interop.cpio.gz"
@@ -142,11 +164,17 @@ fi
 # ---------------------------------------------------------------- the VM
 guest_args=$dev_id
 [[ $device == poller ]] && guest_args+=",--poller-act,$phase_s"
+(( dma )) && guest_args+=",--dma"
 (( d3_bar0 )) && guest_args+=",--d3-bar0"
 (( d3hot )) || guest_args+=",--no-d3hot"
 # no_timer_check: under TCG on a busy host the IO-APIC timer test can fail.
 append="console=ttyS0 quiet panic=-1 no_timer_check rdinit=/interop/init interop.args=$guest_args"
 (( guest_vfio )) && append+=" intel_iommu=on interop.vfio=1"
+(( guest_msix )) && append+=" interop.msix=1"
+(( nointxmask )) && append+=" interop.nointxmask=1"
+(( ktrace )) && append+=" interop.ktrace=1 tp_printk"
+# More kernel command line (e.g. 'dyndbg="file drivers/pci/* +p"').
+[[ -n ${VFPM_GUEST_APPEND:-} ]] && append+=" $VFPM_GUEST_APPEND"
 if [[ -f $kdir/vmlinux ]]; then
     # PVH boot of the uncompressed kernel: the fastest under TCG.
     bootargs=(-bios /usr/share/qemu/qboot.rom -kernel "$kdir/vmlinux")
@@ -235,7 +263,9 @@ if [[ -s $results/qemu.out ]]; then cat "$results/qemu.out"; else echo "(none)";
 echo "== the server's warnings, errors and refused requests (at most 40 lines) =="
 n=$(grep -ciE 'warn|error|refused' "$results/vfpm.log" || true)
 if (( n )); then
-    grep -iE 'warn|error|refused' "$results/vfpm.log" | head -n 40
+    # awk, not head: head would leave grep to die of SIGPIPE, and pipefail
+    # + set -e with it.
+    grep -iE 'warn|error|refused' "$results/vfpm.log" | awk 'NR <= 40'
     (( n > 40 )) && echo "... $n in all"
 else
     echo "(none)"
@@ -244,6 +274,40 @@ if (( trace )); then
     echo "== vfio-user messages from QEMU (by command; every message in $results/trace.log) =="
     awk '$2 == "c>s" { n[$4]++ } END { for (c in n) printf "  %-24s %d\n", c, n[c] }' \
         "$results/trace.log" | sort
+fi
+
+# The guest's VFIO_IOMMU_MAP_DMA (guest-vfio.c: 64 KiB at IOVA 0x10000000),
+# through its intel-iommu (caching-mode: QEMU replays each new IOTLB entry),
+# should reach the server as DMA_MAP messages covering the whole buffer.
+dma_check=''
+if (( guest_msix && trace )) && grep -q '^check: dma-map: ok' "$results/console.log"; then
+    dma_line=$(python3 - "$results/trace.log" <<'PY'
+import re, sys
+lo, hi = 0x10000000, 0x10000000 + 64 * 1024
+maps, unmaps, errors, covered = {}, 0, 0, set()
+for line in open(sys.argv[1], errors="replace"):
+    f = line.split()
+    if len(f) < 5 or f[3] not in ("DMA_MAP", "DMA_UNMAP") or not f[2].startswith("id="):
+        continue
+    mid = int(f[2][3:])
+    win = re.search(r" addr (0x[0-9a-f]+) size (0x[0-9a-f]+)", line)
+    if f[1] == "c>s" and win:
+        addr, size = int(win.group(1), 16), int(win.group(2), 16)
+        if lo <= addr < hi:
+            if f[3] == "DMA_MAP":
+                maps[mid] = (addr, size)
+                covered.update(range(addr, min(addr + size, hi), 4096))
+            else:
+                unmaps += 1
+    elif f[1] == "s>c" and f[3] == "DMA_MAP" and mid in maps and "ERROR" in f[4]:
+        errors += 1
+ok = len(covered) == 16 and errors == 0
+print("%s (%d DMA_MAP covering %d of 16 pages at 0x10000000, %d refused; %d DMA_UNMAP)"
+      % ("ok" if ok else "FAIL", len(maps), len(covered), errors, unmaps))
+PY
+)
+    echo "check: dma-map-reached-server: $dma_line"
+    dma_check=${dma_line%% *}
 fi
 
 # The poller's CPU in each phase: % of one core, from the phase marks.
@@ -281,6 +345,8 @@ failed=$(grep -c '^check: .*: FAIL' "$results/console.log" || true)
 passed=$(grep -c '^check: .*: ok' "$results/console.log" || true)
 [[ $cpu_check == FAIL ]] && failed=$((failed + 1))
 [[ $cpu_check == ok ]] && passed=$((passed + 1))
+[[ $dma_check == FAIL ]] && failed=$((failed + 1))
+[[ $dma_check == ok ]] && passed=$((passed + 1))
 if (( rc == 0 && failed == 0 && passed > 0 )); then
     echo "run-guest: PASS: $passed checks ($summary)"
     exit 0

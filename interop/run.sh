@@ -3,10 +3,20 @@
 # QEMU 11 (trixie-backports, prepare-qemu.sh) with Debian's Linux 6.1 guest
 # (run-guest.sh), one VM boot per case:
 #   memory         enumeration, config space, BAR0 through QEMU's mmap of our
-#                  fd, BAR2 trapped (REGION_READ/WRITE), PMCSR D3hot and back
-#   memory-memfd   the same with guest RAM as a shared memfd (DMA_MAP with fds)
+#                  fd, BAR2 trapped (REGION_READ/WRITE), DMA by the device into
+#                  guest RAM and out (DMA_READ/DMA_WRITE on the main socket),
+#                  PMCSR D3hot and back
+#   memory-memfd   the same with guest RAM as a shared memfd (DMA_MAP with
+#                  fds: the DMA goes through the server's mapping)
 #   poller         the guest holds the polling device in D0, D3hot, D0: the
 #                  server's CPU in each phase, D3hot below half of D0
+#   memory-vfio-msix  the memory device bound to the guest's vfio-pci (under
+#                  an intel-iommu): runtime-suspended to D3hot; opened through
+#                  the VFIO group API, each MSI-X vector's doorbell fires
+#                  exactly its eventfd, INTx fires (vfio-pci's default PCI 2.3
+#                  masking: STATUS.Interrupt_Status and COMMAND.INTX_DISABLE),
+#                  MAP_DMA reaches the server as DMA_MAP; D3hot again after
+#                  close
 # Prints each case's PASS/FAIL line and "N passed, M failed".
 #
 #   run.sh BUILD [--from-meson]
@@ -51,8 +61,9 @@ run_case() {   # run_case NAME ARGS...
 }
 
 mkdir -p "$results"
-run_case memory -d memory
-run_case memory-memfd -d memory --memfd
+run_case memory -d memory --dma
+run_case memory-memfd -d memory --memfd --dma
 run_case poller -d poller
+run_case memory-vfio-msix -d memory --guest-msix --trace
 echo "interop: $passed passed, $failed failed"
 (( failed == 0 ))

@@ -712,6 +712,14 @@ bool vfpm_pcicfg_intx_disabled(const struct vfpm_pcicfg *cfg)
 	return command_has(cfg, PCI_COMMAND_INTX_DISABLE);
 }
 
+void vfpm_pcicfg_set_intx_status(struct vfpm_pcicfg *cfg, bool asserted)
+{
+	uint16_t status = get16(&cfg->live[PCI_STATUS]);
+
+	status = asserted ? status | PCI_STATUS_INTERRUPT : status & ~PCI_STATUS_INTERRUPT;
+	put16(&cfg->live[PCI_STATUS], status);
+}
+
 int vfpm_pcicfg_get_bar(const struct vfpm_pcicfg *cfg, unsigned int index,
 			struct vfpm_pcicfg_bar_desc *desc, uint64_t *address)
 {

@@ -204,6 +204,8 @@ bool vfpm_pcicfg_memory_enabled(const struct vfpm_pcicfg *cfg);
 bool vfpm_pcicfg_io_enabled(const struct vfpm_pcicfg *cfg);
 bool vfpm_pcicfg_bus_master(const struct vfpm_pcicfg *cfg);
 bool vfpm_pcicfg_intx_disabled(const struct vfpm_pcicfg *cfg);
+/* STATUS.Interrupt_Status: the function's INTx line, as hardware shows it (read-only to the user). */
+void vfpm_pcicfg_set_intx_status(struct vfpm_pcicfg *cfg, bool asserted);
 /* Declared BAR and the base address the guest programmed into it. */
 int vfpm_pcicfg_get_bar(const struct vfpm_pcicfg *cfg, unsigned int index,
 			struct vfpm_pcicfg_bar_desc *desc, uint64_t *address);

@@ -95,6 +95,16 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 
 static bool pci_bus_master(struct vfpm_pci_dev *pdev);
 
+static bool pci_intx_disabled(struct vfpm_pci_dev *pdev)
+{
+	bool disabled;
+
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	disabled = vfpm_pcicfg_intx_disabled(&pdev->cfg);
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	return disabled;
+}
+
 /* ---- open, close, reset ---- */
 
 /* Function reset: configuration to power-on values, interrupts off, model reset. */
@@ -333,6 +343,9 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 		      VFPM_PCICFG_EV_SOFT_RESET | VFPM_PCICFG_EV_FLR))
 		pci_bars_sync_mmap(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
+	/* COMMAND.INTX_DISABLE masks and unmasks INTx, as vfio-pci virtualizes it. */
+	if (events & (VFPM_PCICFG_EV_COMMAND | VFPM_PCICFG_EV_SOFT_RESET | VFPM_PCICFG_EV_FLR))
+		vfpm_pci_irq_intx_set_virq_disabled(&pdev->irqs, pci_intx_disabled(pdev));
 	/* Bus mastering turned on through inst: the device DMAs into its user's memory. */
 	if ((events & VFPM_PCICFG_EV_COMMAND) && inst && pci_bus_master(pdev))
 		vfpm_device_set_dma_instance(pdev->vdev, inst);
@@ -622,14 +635,25 @@ int vfpm_pci_host_cfg_write(struct vfpm_pci_dev *pdev, unsigned int offset, unsi
 	return err;
 }
 
+/*
+ * The line shows in STATUS.Interrupt_Status, whatever the masking: a
+ * driver that masks with COMMAND.INTX_DISABLE (PCI 2.3, as Linux's vfio-pci
+ * and many drivers do) claims an interrupt only when the bit is set.
+ */
 void vfpm_pci_intx_assert(struct vfpm_pci_dev *pdev)
 {
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	vfpm_pcicfg_set_intx_status(&pdev->cfg, true);
+	pthread_rwlock_unlock(&pdev->memory_lock);
 	vfpm_pci_irq_intx_assert(&pdev->irqs);
 }
 
 void vfpm_pci_intx_deassert(struct vfpm_pci_dev *pdev)
 {
 	vfpm_pci_irq_intx_deassert(&pdev->irqs);
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	vfpm_pcicfg_set_intx_status(&pdev->cfg, false);
+	pthread_rwlock_unlock(&pdev->memory_lock);
 }
 
 int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector)

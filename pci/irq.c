@@ -673,6 +673,7 @@ static void irqs_disable_all_locked(struct vfpm_pci_irqs *irqs, struct irq_teard
 		msi_disable_locked(irqs);
 	close_fd(&irqs->err_trigger);
 	close_fd(&irqs->req_trigger);
+	irqs->virq_disabled = false;	/* a reset clears COMMAND */
 }
 
 void vfpm_pci_irqs_disable_all(struct vfpm_pci_irqs *irqs)
@@ -761,6 +762,19 @@ void vfpm_pci_irq_intx_deassert(struct vfpm_pci_irqs *irqs)
 	pthread_mutex_lock(&irqs->lock);
 	irqs->intx_asserted = false;
 	irqs->intx_pending = false;
+	pthread_mutex_unlock(&irqs->lock);
+}
+
+void vfpm_pci_irq_intx_set_virq_disabled(struct vfpm_pci_irqs *irqs, bool disabled)
+{
+	pthread_mutex_lock(&irqs->lock);
+	if (disabled != irqs->virq_disabled) {
+		irqs->virq_disabled = disabled;
+		if (disabled)
+			intx_mask_locked(irqs);
+		else
+			intx_unmask_locked(irqs);
+	}
 	pthread_mutex_unlock(&irqs->lock);
 }
 

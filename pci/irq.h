@@ -53,6 +53,7 @@ struct vfpm_pci_irqs {
 	bool intx_masked;			/* masked by the user or automatically */
 	bool intx_pending;			/* line asserted while masked */
 	bool intx_asserted;			/* the model's line level */
+	bool virq_disabled;			/* the user's COMMAND.INTX_DISABLE is set */
 	/* MSI / MSI-X: vectors[0 .. nvec) while type is MSI or MSI-X */
 	struct vfpm_pci_irq_vector *vectors;
 	unsigned int nvec;
@@ -89,6 +90,11 @@ bool vfpm_pci_irq_intx_masked(struct vfpm_pci_irqs *irqs);
 /* The model raises / lowers its INTx line (level-triggered, auto-masked on delivery). */
 void vfpm_pci_irq_intx_assert(struct vfpm_pci_irqs *irqs);
 void vfpm_pci_irq_intx_deassert(struct vfpm_pci_irqs *irqs);
+/*
+ * The user's COMMAND.INTX_DISABLE, as vfio-pci virtualizes it: setting it
+ * masks INTx, clearing it unmasks (each on a change only).
+ */
+void vfpm_pci_irq_intx_set_virq_disabled(struct vfpm_pci_irqs *irqs, bool disabled);
 /*
  * The model signals MSI (index VFIO_PCI_MSI_IRQ_INDEX) or MSI-X vector.
  * 0 when an eventfd was signalled; -ENODEV when that type is not enabled or

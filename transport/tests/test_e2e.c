@@ -253,6 +253,53 @@ static void test_region_info(void **state)
 	vfpm_client_close(c);
 }
 
+static uint16_t cfg_read16(struct vfpm_client *c, unsigned int off)
+{
+	uint16_t v = 0;
+
+	assert_int_equal(vfpm_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, off, &v, 2), 2);
+	return v;
+}
+
+/*
+ * The INTx line shows in STATUS.Interrupt_Status (a guest driver masking
+ * with COMMAND.INTX_DISABLE claims an interrupt only when it is set), and
+ * INTX_DISABLE masks and unmasks the line, as vfio-pci virtualizes it.
+ */
+static void test_intx_status_and_disable(void **state)
+{
+	struct tfix *f = *state;
+	struct vfpm_client *c = tfix_connect(f);
+	const uint32_t trigger = VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_EVENTFD;
+	int intx = t_eventfd();
+	uint16_t cmd;
+
+	t_enable_memory(c);
+	assert_int_equal(vfpm_client_set_irqs(c, trigger, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &intx), 0);
+	assert_false(cfg_read16(c, PCI_STATUS) & PCI_STATUS_INTERRUPT);
+	bar2_write(c, TM_REG_INTX, 1);
+	assert_int_equal(t_eventfd_read(intx), 1);
+	assert_true(cfg_read16(c, PCI_STATUS) & PCI_STATUS_INTERRUPT);
+	bar2_write(c, TM_REG_INTX, 0);
+	assert_false(cfg_read16(c, PCI_STATUS) & PCI_STATUS_INTERRUPT);
+	/* Unmask (the automask), then the driver's own mask: COMMAND.INTX_DISABLE. */
+	assert_int_equal(vfpm_client_set_irqs(c, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
+					      VFIO_PCI_INTX_IRQ_INDEX, 0, 1, NULL), 0);
+	cmd = cfg_read16(c, PCI_COMMAND) | PCI_COMMAND_INTX_DISABLE;
+	assert_int_equal(vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
+						  &cmd, 2), 2);
+	bar2_write(c, TM_REG_INTX, 1);
+	assert_int_equal(t_eventfd_read(intx), 0);	/* disabled: not delivered */
+	assert_true(cfg_read16(c, PCI_STATUS) & PCI_STATUS_INTERRUPT);	/* but shown */
+	cmd &= (uint16_t)~PCI_COMMAND_INTX_DISABLE;
+	assert_int_equal(vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
+						  &cmd, 2), 2);
+	assert_int_equal(t_eventfd_read(intx), 1);	/* enabled again: the line fires */
+	bar2_write(c, TM_REG_INTX, 0);
+	close(intx);
+	vfpm_client_close(c);
+}
+
 static void test_irq_info(void **state)
 {
 	struct vfpm_client *c = tfix_connect(*state);
@@ -921,6 +968,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_region_info, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_irq_info, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_set_irqs, tfix_setup, tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_intx_status_and_disable, tfix_setup,
+						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_region_read_write, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_reset, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_feature_probe, tfix_setup, tfix_teardown),
