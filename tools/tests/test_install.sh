@@ -31,9 +31,10 @@ if [[ -n $pc && -n $so ]]; then
 	prefix=$(sed -n 's/^prefix=//p' "$pc")
 	sed "s|^prefix=.*|prefix=$stage$prefix|" "$pc" > "$stage/vfpm.pc"
 	export PKG_CONFIG_PATH=$stage
-	# A sanitizer build's library needs its runtime in the program too.
+	# A sanitizer build's library needs its runtime in the program too (grep
+	# reads all of nm's output: with -q and pipefail, nm's SIGPIPE fails the test).
 	cc=(cc)
-	if nm -D "$so" | grep -q ' U __asan_init'; then
+	if nm -D "$so" | grep ' U __asan_init' >/dev/null; then
 		cc=(clang -fsanitize=address,undefined)
 	fi
 	if "${cc[@]}" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror "$src/samples/counter/counter.c" \
