@@ -114,6 +114,8 @@ struct client {
 	bool eof;
 	int held[MAX_HELD];		/* memfds from replies: the BARs' */
 	unsigned int nheld;
+	/* Serialises sends on sock: the writer's pieces, the reader's DMA answers. */
+	pthread_mutex_t send_lock;
 	/* The reader's own: the twin socket and how it answers. */
 	int twin;
 	unsigned int twin_mode, twin_seq;
@@ -366,14 +368,18 @@ static void write_input(void)
 			kinds[n++] = k;
 			after |= acts_after_reply(k);
 		}
+		pthread_mutex_lock(&c->send_lock);
 		if (!send_piece(c->sock, p, size, fds, n))
 			dead[ci] = true;
+		pthread_mutex_unlock(&c->send_lock);
 		for (unsigned int i = 0; i < n; i++) {
 			if (kinds[i] == FZ_MEMFD_TRUNC_NOW)
 				truncate_to(fds[i], 0);
 		}
 		if (!dead[ci] && whole) {
-			if (!(h.flags & VFIO_USER_F_NO_REPLY))
+			/* A reply of the client's answers nothing of the server's: no answer comes. */
+			if (!(h.flags & VFIO_USER_F_NO_REPLY) &&
+			    (h.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY)
 				expect[ci]++;
 			if (FZ_ACTION_OF(h.msg_id) || after)
 				wait_replies(c, expect[ci]);
@@ -488,7 +494,77 @@ static void take_reply_fds(struct client *c, unsigned int action, const int *fds
 	}
 }
 
-/* One reply on the connection's socket; false once the server has hung up. */
+/* Send iovecs whole (empty ones skipped); false when the peer is gone. */
+static bool send_all_iov(int sock, struct iovec *iov, unsigned int cnt)
+{
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = cnt };
+
+	for (;;) {
+		ssize_t w;
+
+		while (mh.msg_iovlen && !mh.msg_iov->iov_len) {
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (!mh.msg_iovlen)
+			return true;
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		while (w > 0) {
+			size_t step = (size_t)w < mh.msg_iov->iov_len ? (size_t)w : mh.msg_iov->iov_len;
+
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + step;
+			mh.msg_iov->iov_len -= step;
+			w -= (ssize_t)step;
+			if (!mh.msg_iov->iov_len && mh.msg_iovlen) {
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			}
+		}
+	}
+}
+
+/*
+ * The server's DMA_READ / DMA_WRITE on the main socket (no twin socket, as
+ * QEMU): answered correctly, as QEMU does; its payload is read here.
+ */
+static bool main_answer(struct client *c, const struct vfio_user_header *h)
+{
+	struct vfio_user_dma_access a = { .addr = 0 };
+	size_t len = h->msg_size > sizeof(*h) ? h->msg_size - sizeof(*h) : 0;
+	size_t alen = len < sizeof(a) ? len : sizeof(a), dlen = 0;
+	struct vfio_user_header rh = {
+		.msg_id = h->msg_id, .command = h->command, .flags = VFIO_USER_F_TYPE_REPLY,
+	};
+	unsigned int n = 0;
+	int fds[1];
+	struct iovec iov[3];
+	bool ok;
+
+	if (!recv_exact(c->sock, &a, alen, fds, &n, 0) ||
+	    !recv_exact(c->sock, NULL, len - alen, fds, &n, 0))
+		return false;
+	if (h->command == VFIO_USER_DMA_READ)
+		dlen = a.count;
+	if (dlen > sizeof(pattern)) {
+		rh.flags |= VFIO_USER_F_ERROR;
+		rh.error_no = EFAULT;
+		dlen = 0;
+	}
+	iov[0] = (struct iovec){ .iov_base = &rh, .iov_len = sizeof(rh) };
+	iov[1] = (struct iovec){ .iov_base = &a, .iov_len = rh.error_no ? 0 : sizeof(a) };
+	iov[2] = (struct iovec){ .iov_base = (void *)pattern, .iov_len = dlen };
+	rh.msg_size = (uint32_t)(iov[0].iov_len + iov[1].iov_len + iov[2].iov_len);
+	pthread_mutex_lock(&c->send_lock);
+	ok = send_all_iov(c->sock, iov, 3);
+	pthread_mutex_unlock(&c->send_lock);
+	return ok;
+}
+
+/* One message from the server on the connection's socket; false once it has hung up. */
 static bool read_reply(struct client *c)
 {
 	struct vfio_user_header h;
@@ -496,6 +572,12 @@ static bool read_reply(struct client *c)
 	unsigned int n = 0;
 	bool ok = recv_exact(c->sock, &h, sizeof(h), fds, &n, VFPM_SOCK_MAX_FDS);
 
+	if (ok && (h.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND &&
+	    (h.command == VFIO_USER_DMA_READ || h.command == VFIO_USER_DMA_WRITE)) {
+		for (unsigned int i = 0; i < n; i++)
+			close(fds[i]);
+		return main_answer(c, &h);
+	}
 	if (ok && h.msg_size > sizeof(h))
 		ok = recv_exact(c->sock, NULL, h.msg_size - sizeof(h), fds, &n, VFPM_SOCK_MAX_FDS);
 	if (!ok) {
@@ -764,6 +846,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		sem_init(&c->start_reader, 0, 0);
 		sem_init(&c->reader_done, 0, 0);
 		pthread_mutex_init(&c->lock, NULL);
+		pthread_mutex_init(&c->send_lock, NULL);
 		pthread_cond_init(&c->cond, &attr);
 		start_thread(reader_main, c);
 	}

@@ -70,7 +70,8 @@ for t in "${TARGETS[@]}"; do
 			crashes=$((crashes + 1))
 		fi
 	fi
-	before=$(ls "$OUT/artifacts" | grep -c "^$t-" || true)
+	# Crashes, leaks, timeouts and out-of-memory count; a slow unit is reported only.
+	before=$(ls "$OUT/artifacts" | grep -cE "^$t-(crash|leak|timeout|oom)-" || true)
 	echo "fuzz: $t for ${SECONDS_EACH}s"
 	set +e
 	"$exe" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=20 \
@@ -78,7 +79,8 @@ for t in "${TARGETS[@]}"; do
 		"$corpus" "$OUT/seeds/$t" >"$log" 2>&1
 	rc=$?
 	set -e
-	after=$(ls "$OUT/artifacts" | grep -c "^$t-" || true)
+	after=$(ls "$OUT/artifacts" | grep -cE "^$t-(crash|leak|timeout|oom)-" || true)
+	slow=$(ls "$OUT/artifacts" | grep -c "^$t-slow-unit-" || true)
 	crashes=$((crashes + after - before))
 	if [[ $rc -ne 0 && $after -eq $before ]]; then
 		crashes=$((crashes + 1))	# died without an artifact (e.g. a hang of the runner)
@@ -86,13 +88,14 @@ for t in "${TARGETS[@]}"; do
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-	summary+=("$(printf '%-8s executions %10s  (%s/s)  coverage %5s  corpus %5s  crashes %d' \
-		"$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$(ls "$corpus" | wc -l)" "$crashes")")
+	summary+=("$(printf '%-8s executions %10s  (%s/s)  coverage %5s  corpus %5s  crashes %d  slow units %d' \
+		"$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$(ls "$corpus" | wc -l)" "$crashes" "$slow")")
 	if [[ $crashes -ne 0 ]]; then
 		failed=1
 		echo "fuzz: $t crashed; log: $log"
 		grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|fuzz_)' "$log" | head -5 || true
-		ls "$OUT/artifacts" | grep "^$t-" | sed "s|^|  artifact: $OUT/artifacts/|" || true
+		ls "$OUT/artifacts" | grep -E "^$t-(crash|leak|timeout|oom)-" |
+			sed "s|^|  artifact: $OUT/artifacts/|" || true
 	fi
 done
 echo "fuzz: results (${SECONDS_EACH}s each)"
