@@ -57,9 +57,17 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 		if (bar->type == VFPM_PCI_BAR_NONE)
 			continue;
 		if (bar->mappable && (bar->type == VFPM_PCI_BAR_IO ||
-				      bar->size % (uint64_t)sysconf(_SC_PAGESIZE)))
+				      bar->size % (uint64_t)sysconf(_SC_PAGESIZE))) {
+			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u cannot be mappable: %s", pdev->name, i,
+				  bar->type == VFPM_PCI_BAR_IO ? "an I/O BAR" :
+				  "its size is not a multiple of the page size");
 			return -EINVAL;
+		}
 		err = vfpm_pcicfg_set_bar(&pdev->cfg, i, &cbar);
+		if (err)
+			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u refused (%s): the size must be a power "
+				  "of two (at least 16 bytes for memory, 4 for I/O), a 64-bit BAR "
+				  "takes the next index too", pdev->name, i, strerror(-err));
 	}
 	if (!err && d->pm_cap) {
 		struct vfpm_pcicfg_pm_params pm = {
@@ -531,6 +539,8 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 	if (!err)
 		err = pci_init_irqs(pdev);
 	if (err) {
+		vfpm_logf(VFPM_LOG_ERR, "%s: cannot create the device (%s)", pdev->name,
+			  strerror(-err));
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
 		pthread_mutex_destroy(&pdev->backend_lock);
@@ -654,6 +664,16 @@ void vfpm_pci_intx_deassert(struct vfpm_pci_dev *pdev)
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	vfpm_pcicfg_set_intx_status(&pdev->cfg, false);
 	pthread_rwlock_unlock(&pdev->memory_lock);
+}
+
+int vfpm_pci_err_signal(struct vfpm_pci_dev *pdev)
+{
+	return vfpm_pci_irq_err_signal(&pdev->irqs);
+}
+
+int vfpm_pci_req_signal(struct vfpm_pci_dev *pdev)
+{
+	return vfpm_pci_irq_req_signal(&pdev->irqs);
 }
 
 int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector)

@@ -178,6 +178,15 @@ VFPM_API int vfpm_pci_msi_signal(struct vfpm_pci_dev *pdev, unsigned int vector)
 VFPM_API int vfpm_pci_msix_signal(struct vfpm_pci_dev *pdev, unsigned int vector);
 
 /*
+ * The ERR interrupt (VFIO_PCI_ERR_IRQ_INDEX: an uncorrectable error, for a
+ * PCIe function) and the REQ interrupt (VFIO_PCI_REQ_IRQ_INDEX: the device
+ * asks its user to release it): 0, or -ENODEV when the user set no eventfd
+ * for it.
+ */
+VFPM_API int vfpm_pci_err_signal(struct vfpm_pci_dev *pdev);
+VFPM_API int vfpm_pci_req_signal(struct vfpm_pci_dev *pdev);
+
+/*
  * A wake event from the backend while the device may be suspended (the
  * PME of a real device): resumes the device asynchronously, which signals
  * the user's wakeup eventfd if one is armed.  Returns 0 once queued.

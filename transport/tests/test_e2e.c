@@ -300,6 +300,30 @@ static void test_intx_status_and_disable(void **state)
 	vfpm_client_close(c);
 }
 
+/* The model raises ERR and REQ; the user hears them on the eventfds it set. */
+static void test_err_req_interrupts(void **state)
+{
+	struct tfix *f = *state;
+	struct vfpm_client *c = tfix_connect(f);
+	const uint32_t trigger = VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_EVENTFD;
+	int err_efd = t_eventfd(), req_efd = t_eventfd();
+
+	t_check_client(c);
+	assert_int_equal(vfpm_pci_err_signal(f->model->pdev), -ENODEV);
+	assert_int_equal(vfpm_client_set_irqs(c, trigger, VFIO_PCI_ERR_IRQ_INDEX, 0, 1, &err_efd),
+			 0);
+	assert_int_equal(vfpm_client_set_irqs(c, trigger, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, &req_efd),
+			 0);
+	assert_int_equal(vfpm_pci_err_signal(f->model->pdev), 0);
+	assert_int_equal(t_eventfd_read(err_efd), 1);
+	assert_int_equal(t_eventfd_read(req_efd), 0);
+	assert_int_equal(vfpm_pci_req_signal(f->model->pdev), 0);
+	assert_int_equal(t_eventfd_read(req_efd), 1);
+	close(err_efd);
+	close(req_efd);
+	vfpm_client_close(c);
+}
+
 static void test_irq_info(void **state)
 {
 	struct vfpm_client *c = tfix_connect(*state);
@@ -970,6 +994,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_set_irqs, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_intx_status_and_disable, tfix_setup,
 						tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_err_req_interrupts, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_region_read_write, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_reset, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_feature_probe, tfix_setup, tfix_teardown),
