@@ -286,6 +286,40 @@ static int twin_reply_check(const struct vfpm_msg *reply, const struct vfio_user
 	return 0;
 }
 
+/* A DMA_READ reply's data into buf: exactly the request's header and len bytes, or -EPROTO. */
+static int dma_read_reply_data(const struct vfpm_msg *reply, void *buf, size_t len)
+{
+	const size_t hdr = sizeof(struct vfio_user_dma_access);
+
+	if (reply->len != hdr + len)
+		return -EPROTO;
+	memcpy(buf, (const uint8_t *)reply->payload + hdr, len);
+	return 0;
+}
+
+/*
+ * DMA messages of at most the client's max_data_xfer_size each, one after
+ * the other, with one_msg (on the twin socket or the main one).
+ */
+static int dma_messages(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
+			bool write,
+			int (*one_msg)(struct vfpm_server_conn *, uint64_t, uint8_t *, size_t, bool))
+{
+	size_t max = conn->peer.max_data_xfer_size;
+
+	while (len) {
+		size_t n = len < max ? len : max;
+		int err = one_msg(conn, addr, buf, n, write);
+
+		if (err)
+			return err;
+		addr += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* One DMA_READ or DMA_WRITE of at most the client's max_data_xfer_size. */
 static int twin_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
 			bool write)
@@ -331,32 +365,10 @@ static int twin_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *b
 	/* The specification gives the DMA_WRITE reply's count 4 bytes: accept 12. */
 	if (!err && write && reply.len < sizeof(req) - 4)
 		err = -EPROTO;
-	if (!err && !write) {
-		if (reply.len != sizeof(req) + len)
-			err = -EPROTO;
-		else
-			memcpy(buf, (uint8_t *)reply.payload + sizeof(req), len);
-	}
+	if (!err && !write)
+		err = dma_read_reply_data(&reply, buf, len);
 	vfpm_msg_release(&reply);
 	return err;
-}
-
-static int twin_dma(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
-		    bool write)
-{
-	size_t max = conn->peer.max_data_xfer_size;
-
-	while (len) {
-		size_t n = len < max ? len : max;
-		int err = twin_dma_one(conn, addr, buf, n, write);
-
-		if (err)
-			return err;
-		addr += n;
-		buf += n;
-		len -= n;
-	}
-	return 0;
 }
 
 /* ---- DMA messages on the main socket ---- */
@@ -502,12 +514,8 @@ static int main_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *b
 	err = main_dma_exchange(conn, &hdr, iov, write ? 2 : 1, &reply);
 	if (!err)
 		err = twin_reply_check(reply, &hdr);
-	if (!err && !write) {
-		if (reply->len != sizeof(req) + len)
-			err = -EPROTO;
-		else
-			memcpy(buf, (uint8_t *)reply->payload + sizeof(req), len);
-	}
+	if (!err && !write)
+		err = dma_read_reply_data(reply, buf, len);
 	if (reply) {
 		vfpm_msg_release(reply);
 		free(reply);
@@ -517,24 +525,6 @@ static int main_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *b
 			     "the main socket failed: %s", conn->who, write ? "write" : "read", len,
 			     addr, strerror(-err));
 	return err;
-}
-
-static int main_dma(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, size_t len,
-		    bool write)
-{
-	size_t max = conn->peer.max_data_xfer_size;
-
-	while (len) {
-		size_t n = len < max ? len : max;
-		int err = main_dma_one(conn, addr, buf, n, write);
-
-		if (err)
-			return err;
-		addr += n;
-		buf += n;
-		len -= n;
-	}
-	return 0;
 }
 
 /* ---- DMA for device models ---- */
@@ -576,9 +566,9 @@ static int dma_walk(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, 
 		off = addr - reg->addr;
 		n = reg->size - off < len ? reg->size - off : len;
 		if (buf && !reg->map && conn->dma_sock >= 0)
-			err = twin_dma(conn, addr, buf, n, write);
+			err = dma_messages(conn, addr, buf, n, write, twin_dma_one);
 		else if (buf && !reg->map)
-			err = main_dma(conn, addr, buf, n, write);
+			err = dma_messages(conn, addr, buf, n, write, main_dma_one);
 		else if (buf && write)
 			memcpy((uint8_t *)reg->map + off, buf, n);
 		else if (buf)
