@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest-report.h"
+
 #define SYS_PCI "/sys/bus/pci/devices"
 
 /* Config space offsets and bits, spelled out to keep the program standalone. */
@@ -75,39 +77,8 @@
 #define MEMDEV_ID 0x4d454d30u /* "MEM0" */
 #define MEMDEV_REG_SCRATCH 0x100
 
-static unsigned int failures;
 static char dev_dir[512];
 static int cfg_fd = -1;
-
-static void check(const char *name, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("check: %s: %s", name, ok ? "ok" : "FAIL");
-	if (fmt && *fmt) {
-		printf(" (");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf(")");
-	}
-	printf("\n");
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("  ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* A sysfs attribute holding one hex number ("0x1b36\n"); -1 if unreadable. */
 static long read_hex_attr(const char *dir, const char *attr)

@@ -56,6 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest-report.h"
+
 #define CFG_COMMAND 0x04
 #define CFG_COMMAND_MEMORY 0x2
 #define CFG_COMMAND_MASTER 0x4
@@ -74,39 +76,8 @@
 #define DMA_IOVA 0x10000000ull
 #define DMA_SIZE (64u * 1024)
 
-static unsigned int failures;
 static int container = -1, group = -1, device = -1;
 static struct vfio_region_info cfg_region, bar2_region;
-
-static void check(const char *name, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("check: %s: %s", name, ok ? "ok" : "FAIL");
-	if (fmt && *fmt) {
-		printf(" (");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf(")");
-	}
-	printf("\n");
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("  ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static double now_ms(void)
 {
