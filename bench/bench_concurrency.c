@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include <vfpm/client.h>
-#include <vfpm/devices.h>
+#include "devices.h"
 #include <vfpm/transport.h>
 
 #define MAX_CLIENTS 16

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include <vfpm/client.h>
-#include <vfpm/devices.h>
+#include "devices.h"
 #include <vfpm/transport.h>
 
 #define TARGET_VS_RAW 0.85

@@ -38,7 +38,7 @@
 #include <linux/vfio.h>
 
 #include <vfpm/client.h>
-#include <vfpm/devices.h>
+#include "devices.h"
 #include <vfpm/transport.h>
 
 #define MAX_COUNTS 8

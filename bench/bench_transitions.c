@@ -41,7 +41,7 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
-#include <vfpm/devices.h>
+#include "devices.h"
 
 #define SUSPEND_TIMEOUT_NS 5000000000ull
 

@@ -21,11 +21,11 @@ if ! command -v "$CC" >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/l
 fi
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror
-	-Wno-unused-parameter -Iinclude -Ibase -Itransport -Ipci -Ifuzz $(pkg-config --cflags json-c))
+	-Wno-unused-parameter -Iinclude -Ibase -Itransport -Ipci -Isamples/devices -Ifuzz $(pkg-config --cflags json-c))
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 LIBS=($(pkg-config --libs json-c) -lpthread)
 
-LIB_SRCS=(base/*.c pm/*.c device/*.c pci/*.c devices/*.c
+LIB_SRCS=(base/*.c pm/*.c device/*.c pci/*.c samples/devices/*.c
 	transport/tran_sock.c transport/negotiate.c transport/server.c
 	transport/server_cmds.c transport/server_dma.c transport/server_limits.c
 	fuzz/fuzz_model.c fuzz/fuzz_util.c)
@@ -37,7 +37,7 @@ cmds=()
 for src in "${LIB_SRCS[@]}"; do
 	obj="$OUT/obj/$(echo "${src%.c}" | tr / _).o"
 	objs+=("$obj")
-	if [[ ! -f $obj || $src -nt $obj || -n $(find include base transport pci fuzz -name '*.h' -newer "$obj" -print -quit) ]]; then
+	if [[ ! -f $obj || $src -nt $obj || -n $(find include base transport pci samples fuzz -name '*.h' -newer "$obj" -print -quit) ]]; then
 		cmds+=("$CC ${CFLAGS[*]} ${SAN[*]} -fsanitize=fuzzer-no-link -c $src -o $obj")
 	fi
 done

@@ -63,7 +63,7 @@
 #define PMCSR_D3HOT 0x3
 #define PMCSR_PME_STATUS 0x8000
 
-/* The memory device's DMA engine (include/vfpm/devices.h). */
+/* The memory device's DMA engine (samples/devices/devices.h). */
 #define MEMDEV_REG_DMA_ADDR 0x20
 #define MEMDEV_REG_DMA_LEN 0x28
 #define MEMDEV_REG_DMA_OFF 0x2c

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <vfpm/devices.h>
+#include "devices.h"
 #include <vfpm/log.h>
 #include <vfpm/transport.h>
 

@@ -21,7 +21,7 @@
 #include <linux/pci_regs.h>
 
 #include <vfpm/client.h>
-#include <vfpm/devices.h>
+#include "devices.h"
 
 #define WAIT_MS 5000
 

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <vfpm/devices.h>
+#include "devices.h"
 #include <vfpm/log.h>
 #include <vfpm/transport.h>
 

@@ -37,7 +37,7 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
-#include <vfpm/devices.h>
+#include "devices.h"
 
 #define HS_ANSWER_MS 2000		/* another device answers within this */
 #define HS_SETTLE_MS 20000		/* resources are back within this */

@@ -4,7 +4,7 @@
  * client would drive them: register access, interrupts, the opt-out, and
  * the polling device moving data, sleeping and waking on backend traffic.
  */
-#include <vfpm/devices.h>
+#include "devices.h"
 
 #include <errno.h>
 #include <fcntl.h>

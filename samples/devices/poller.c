@@ -9,7 +9,7 @@
  * the backend into the RX ring.  Nothing is lost: bytes wait in the socket
  * while the device sleeps.
  */
-#include <vfpm/devices.h>
+#include "devices.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * The memory device and its opt-out variant: RAM in BAR0 (mmap-able), a
  * small trapped register file in BAR2, INTx and MSI-X.
  */
-#include <vfpm/devices.h>
+#include "devices.h"
 
 #include <errno.h>
 #include <pthread.h>
