@@ -40,10 +40,14 @@ struct vfpm_device {
 
 struct vfpm_instance {
 	struct vfpm_device *dev;	/* immutable */
+	uint64_t id;			/* immutable: vfpm_instance_id */
 	/* Set once, before the instance's first request (vfpm_instance_set_dma). */
 	const struct vfpm_dma_ops *dma_ops;
 	void *dma_opaque;
 };
+
+/* vfpm_instance_id: numbers handed out so far, in the whole process. */
+static atomic_uint_fast64_t instance_ids;
 
 /* ---- user buffers and fds ---- */
 
@@ -258,6 +262,7 @@ int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out)
 	if (!inst)
 		return -ENOMEM;
 	inst->dev = dev;
+	inst->id = atomic_fetch_add(&instance_ids, 1) + 1;
 	pthread_mutex_lock(&dev->open_lock);
 	if (dev->open_count == 0 && dev->ops.open_device)
 		err = dev->ops.open_device(dev);
@@ -294,6 +299,11 @@ void vfpm_instance_close(struct vfpm_instance *inst)
 struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst)
 {
 	return inst->dev;
+}
+
+uint64_t vfpm_instance_id(const struct vfpm_instance *inst)
+{
+	return inst->id;
 }
 
 /* ---- DMA ---- */

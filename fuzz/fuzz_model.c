@@ -58,8 +58,8 @@ static void fm_dma(struct vfpm_pci_dev *pdev, struct fuzz_model *m, uint32_t cmd
 		vfpm_server_dma_read(conn, addr, m->regs, len);
 }
 
-static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset, void *buf,
-			 size_t count, bool write)
+static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+			 unsigned int bar, uint64_t offset, void *buf, size_t count, bool write)
 {
 	struct fuzz_model *m = vfpm_pci_model(pdev);
 	enum vfpm_pm_status st = vfpm_pm_status(vfpm_pci_pm(pdev));

@@ -377,8 +377,8 @@ static bool pci_in_msix_table(struct vfpm_pci_dev *pdev, unsigned int bar, uint6
 	       offset < pdev->msix_table_size;
 }
 
-static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, unsigned int index, void *buf, size_t count,
-			  uint64_t pos, bool write)
+static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, unsigned int index,
+			  void *buf, size_t count, uint64_t pos, bool write)
 {
 	struct pci_bar *bar = &pdev->bars[index];
 	bool is_mem = bar->desc.type != VFPM_PCI_BAR_IO;
@@ -423,7 +423,7 @@ static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, unsigned int index, void *b
 		pthread_rwlock_unlock(&pdev->memory_lock);
 		if (!pdev->ops.bar_rw)
 			return -EINVAL;
-		return pdev->ops.bar_rw(pdev, index, pos, buf, count, write);
+		return pdev->ops.bar_rw(pdev, inst, index, pos, buf, count, write);
 	}
 	pthread_rwlock_unlock(&pdev->memory_lock);
 	return done;
@@ -448,7 +448,7 @@ static ssize_t pci_rw(struct vfpm_instance *inst, void *buf, size_t count, uint6
 		ret = pci_config_rw(pdev, inst, buf, count, offset, write);
 		break;
 	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX:
-		ret = pci_bar_rw(pdev, index, buf, count, offset, write);
+		ret = pci_bar_rw(pdev, inst, index, buf, count, offset, write);
 		break;
 	default:
 		ret = -EINVAL; /* no ROM, no VGA */

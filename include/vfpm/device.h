@@ -154,6 +154,8 @@ VFPM_API int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **ou
 /* Close it; the last one calls close_device.  No request may be in flight on it. */
 VFPM_API void vfpm_instance_close(struct vfpm_instance *inst);
 VFPM_API struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst);
+/* A number naming the instance in logs: unique in the process, never reused. */
+VFPM_API uint64_t vfpm_instance_id(const struct vfpm_instance *inst);
 
 /*
  * DMA: the memory a user lets the device reach (a VMM's guest RAM), at DMA

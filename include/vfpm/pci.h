@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 
 #include <vfpm/device.h>
 #include <vfpm/pm.h>
@@ -44,17 +46,97 @@ enum vfpm_pci_bar_type {
 	VFPM_PCI_BAR_IO,
 };
 
+/* A page-aligned range of a BAR that the user may mmap. */
+struct vfpm_pci_bar_area {
+	uint64_t offset;
+	uint64_t size;
+};
+
+#define VFPM_PCI_BAR_AREAS_MAX 8
+
 struct vfpm_pci_bar_desc {
 	enum vfpm_pci_bar_type type;
 	uint64_t size;		/* power of two */
 	bool prefetchable;
 	/*
-	 * Backed by a memfd the user may mmap (memory BARs whose size is a
-	 * multiple of the page size); otherwise every access is trapped into
-	 * the model's bar_rw.
+	 * The whole BAR is backed by memory the user may mmap (memory BARs
+	 * whose size is a multiple of the page size; the MSI-X table, when the
+	 * BAR holds it, stays trapped).  Otherwise every access is trapped
+	 * into the model's bar_rw, unless areas name mappable ranges.
 	 */
 	bool mappable;
+	/*
+	 * A BAR that mixes trapped registers and mappable memory (NVMe's
+	 * registers trapped, its doorbells in a page the VMM maps): accesses
+	 * inside these areas go to the memory (vfpm_pci_bar_mem), the rest to
+	 * bar_rw.  Each area is page-aligned, inside the BAR, in increasing
+	 * order and without overlap.  Ignored when mappable is set.
+	 */
+	unsigned int nr_areas;
+	struct vfpm_pci_bar_area areas[VFPM_PCI_BAR_AREAS_MAX];
+	/*
+	 * The memory behind the mappable areas: by default a memfd the core
+	 * creates.  With own_fd, the model supplies it: the BAR is the range
+	 * [fd_offset, fd_offset + size) of fd, which must be a file the core
+	 * may resize (a memfd, a tmpfs file) ending there; fd_offset is
+	 * page-aligned.  The core takes a duplicate of fd at creation; the
+	 * model keeps its own.  Revoking the user's mappings truncates the
+	 * file to fd_offset, restoring grows it back (see docs/device-model.md).
+	 */
+	bool own_fd;
+	int fd;
+	uint64_t fd_offset;
+	/*
+	 * Trapped accesses (VFIO_USER_REGION_READ/WRITE) to the mappable
+	 * memory reach bar_rw too, which may then use vfpm_pci_bar_mem under
+	 * vfpm_pci_mem_lock (a doorbell the model wants to hear about).
+	 * Without it the core reads and writes the memory itself.
+	 */
+	bool trap_mapped;
 };
+
+/*
+ * A capability the model adds to the configuration space after the
+ * standard ones (vendor-specific ones as virtio uses, or PCI Express
+ * extended capabilities).  The core links it into the list; the guest's
+ * reads see its bytes, its writes change the bits wmask allows, and then
+ * the hooks, when set, see the access.
+ */
+struct vfpm_pci_cap_desc {
+	/*
+	 * A PCI Express extended capability (at 0x100 and above; needs
+	 * pcie_cap), with a 4-byte header ID/version/next; otherwise a
+	 * standard one with a 2-byte header ID/next.
+	 */
+	bool extended;
+	uint16_t id;			/* e.g. PCI_CAP_ID_VNDR, PCI_EXT_CAP_ID_VNDR */
+	uint8_t version;		/* extended capabilities only */
+	uint16_t size;			/* bytes, header included; a multiple of 4 */
+	/*
+	 * The capability's power-on bytes after the header (size minus 2 or
+	 * 4 bytes; NULL: zeros).  A vendor-specific capability's length byte
+	 * is the first of them: the core fills it in when it is 0.
+	 */
+	const void *data;
+	/* Guest-writable bits of the same bytes (NULL: none writable). */
+	const void *wmask;
+	/*
+	 * offset is within the capability (0 = its header), count 1, 2 or 4,
+	 * never crossing a dword.  read may change buf (filled with the
+	 * current bytes) before the user sees it; write is told the bytes
+	 * after the masked write landed.  Both run with the device active,
+	 * on the requesting connection's thread, under the core's
+	 * configuration lock: they must not call back into the core but for
+	 * vfpm_pci_cfg_raw_read/write.  0 or -errno (the access fails).
+	 */
+	int (*read)(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset, void *buf,
+		    unsigned int count);
+	int (*write)(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset,
+		     const void *buf, unsigned int count);
+	void *opaque;
+};
+
+#define VFPM_PCI_CAPS_MAX 16
 
 struct vfpm_pci_desc {
 	/* The device's name in the log (copied); NULL: "pci VENDOR:DEVICE". */
@@ -79,6 +161,9 @@ struct vfpm_pci_desc {
 	uint8_t msix_bar;		/* table at offset 0, PBA after it, in this BAR */
 	bool pcie_cap;
 	bool flr;
+	/* The model's own capabilities, in list order after those above (copied). */
+	unsigned int nr_caps;
+	const struct vfpm_pci_cap_desc *caps;
 };
 
 struct vfpm_pci_model_ops {
@@ -101,9 +186,13 @@ struct vfpm_pci_model_ops {
 	 * suspend while it is open; close then drops it. */
 	int (*open)(struct vfpm_pci_dev *pdev);
 	void (*close)(struct vfpm_pci_dev *pdev);
-	/* A trapped BAR access (offset within the BAR); bytes done or -errno. */
-	ssize_t (*bar_rw)(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset,
-			  void *buf, size_t count, bool write);
+	/*
+	 * A trapped BAR access (offset within the BAR): bytes done or -errno.
+	 * inst is the instance (vfio-user connection) that made it, the
+	 * request's context (vfpm_instance_id names it in a log).
+	 */
+	ssize_t (*bar_rw)(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, unsigned int bar,
+			  uint64_t offset, void *buf, size_t count, bool write);
 	/* Function reset: VFIO_DEVICE_RESET, FLR, or a soft reset on D3hot->D0. */
 	void (*reset)(struct vfpm_pci_dev *pdev);
 	/*

@@ -85,8 +85,8 @@ static void slow_read_park(struct test_model *m)
 	m->entered = false;
 }
 
-static ssize_t tm_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset, void *buf,
-			 size_t count, bool write)
+static ssize_t tm_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+			 unsigned int bar, uint64_t offset, void *buf, size_t count, bool write)
 {
 	struct test_model *m = to_model(pdev);
 	ssize_t ret = (ssize_t)count;

@@ -24,12 +24,14 @@
 static atomic_uint reads;
 
 /* Trapped BAR0: register 0 counts its reads; nothing else is there. */
-static ssize_t counter_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset,
-			      void *buf, size_t count, bool write)
+static ssize_t counter_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+			      unsigned int bar, uint64_t offset, void *buf, size_t count,
+			      bool write)
 {
 	uint32_t v;
 
 	(void)pdev;
+	(void)inst;
 	if (bar != 0 || offset != 0 || count != 4)
 		return -EINVAL;
 	if (write)

@@ -187,8 +187,9 @@ static void memdev_dma_stop(struct memdev *md)
 	md->dma_thread_running = false;
 }
 
-static ssize_t memdev_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset,
-			     void *buf, size_t count, bool write)
+static ssize_t memdev_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+			     unsigned int bar, uint64_t offset, void *buf, size_t count,
+			     bool write)
 {
 	struct memdev *md = vfpm_pci_model(pdev);
 	uint32_t doorbell = 0;

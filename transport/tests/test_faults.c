@@ -50,8 +50,8 @@ static void fm_check_active(struct fmodel *m)
 		atomic_fetch_add(&m->bad_accesses, 1);
 }
 
-static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset, void *buf,
-			 size_t count, bool write)
+static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+			 unsigned int bar, uint64_t offset, void *buf, size_t count, bool write)
 {
 	fm_check_active(vfpm_pci_model(pdev));
 	if (!write)

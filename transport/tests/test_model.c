@@ -102,8 +102,8 @@ static void reg_write(struct tmodel *m, uint64_t offset, uint32_t v)
 	pthread_mutex_unlock(&m->lock);
 }
 
-static ssize_t model_bar_rw(struct vfpm_pci_dev *pdev, unsigned int bar, uint64_t offset,
-			    void *buf, size_t count, bool write)
+static ssize_t model_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+			    unsigned int bar, uint64_t offset, void *buf, size_t count, bool write)
 {
 	struct tmodel *m = to_model(pdev);
 	uint32_t v;
