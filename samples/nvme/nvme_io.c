@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+/*
+ * I/O commands on the namespace's backing file: Read, Write, Flush and
+ * Write Zeroes.  The file's page cache is the controller's volatile write
+ * cache (VWC present): Flush and FUA reach stable storage with fdatasync,
+ * and so does every write while the host has turned the cache off.
+ */
+#include "nvme_ctrl.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NVME_NSID 1u
+#define NVME_NSID_ALL 0xffffffffu
+
+int nvme_io_sync(struct nvme_ctrl *c)
+{
+	return fdatasync(c->fd) ? -errno : 0;
+}
+
+/* The whole range, or -errno; bytes past the end of the file read as zeros. */
+static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			memset(buf, 0, len);	/* the file shrank under us */
+			return 0;
+		}
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The LBA range of a Read, Write or Write Zeroes: 0, or LBA Out of Range. */
+static uint16_t lba_range(struct nvme_ctrl *c, const struct nvme_sqe *cmd, uint64_t *off,
+			  uint64_t *bytes)
+{
+	uint64_t slba = le32toh(cmd->cdw10) | (uint64_t)le32toh(cmd->cdw11) << 32;
+	uint64_t nlb = (uint64_t)NVME_RW_NLB(le32toh(cmd->cdw12)) + 1;
+
+	if (slba >= c->nblocks || nlb > c->nblocks - slba)
+		return NVME_SC_LBA_RANGE;
+	*off = slba << c->block_shift;
+	*bytes = nlb << c->block_shift;
+	return NVME_SC_SUCCESS;
+}
+
+static uint16_t write_done(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+{
+	bool fua = le32toh(cmd->cdw12) & NVME_RW_FUA;
+
+	if ((fua || !c->eng.feat.write_cache) && nvme_io_sync(c))
+		return NVME_SC_WRITE_FAULT;
+	return NVME_SC_SUCCESS;
+}
+
+static uint16_t io_read(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+{
+	struct nvme_engine *e = &c->eng;
+	uint64_t off, bytes;
+	uint16_t status = lba_range(c, cmd, &off, &bytes);
+
+	if (status)
+		return status;
+	if (bytes > VFPM_NVME_MAX_TRANSFER)
+		return NVME_SC_INVALID_FIELD;	/* over MDTS */
+	if (read_full(c->fd, e->buf, bytes, off))
+		return NVME_SC_UNRECOVERED_READ;
+	status = nvme_prp_write(c, le64toh(cmd->prp1), le64toh(cmd->prp2), e->buf, (uint32_t)bytes);
+	if (!status) {
+		e->host_reads++;
+		e->units_read += bytes >> 9;
+	}
+	return status;
+}
+
+static uint16_t io_write(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+{
+	struct nvme_engine *e = &c->eng;
+	uint64_t off, bytes;
+	uint16_t status = lba_range(c, cmd, &off, &bytes);
+
+	if (status)
+		return status;
+	if (bytes > VFPM_NVME_MAX_TRANSFER)
+		return NVME_SC_INVALID_FIELD;
+	status = nvme_prp_read(c, le64toh(cmd->prp1), le64toh(cmd->prp2), e->buf, (uint32_t)bytes);
+	if (status)
+		return status;
+	if (write_full(c->fd, e->buf, bytes, off))
+		return NVME_SC_WRITE_FAULT;
+	e->host_writes++;
+	e->units_written += bytes >> 9;
+	return write_done(c, cmd);
+}
+
+/* No data moves: up to 65536 blocks of zeros, by the file system when it can. */
+static uint16_t io_write_zeroes(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+{
+	uint64_t off, bytes;
+	uint16_t status = lba_range(c, cmd, &off, &bytes);
+
+	if (status)
+		return status;
+	if (fallocate(c->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)bytes) &&
+	    fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)bytes)) {
+		memset(c->eng.buf, 0, VFPM_NVME_MAX_TRANSFER);
+		while (bytes) {
+			size_t n = bytes < VFPM_NVME_MAX_TRANSFER ? bytes : VFPM_NVME_MAX_TRANSFER;
+
+			if (write_full(c->fd, c->eng.buf, n, off))
+				return NVME_SC_WRITE_FAULT;
+			off += n;
+			bytes -= n;
+		}
+	}
+	return write_done(c, cmd);
+}
+
+uint16_t nvme_io_exec(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+{
+	uint32_t nsid = le32toh(cmd->nsid);
+
+	switch (cmd->opcode) {
+	case NVME_IO_FLUSH:
+		if (nsid != NVME_NSID && nsid != NVME_NSID_ALL)
+			return NVME_SC_INVALID_NS;
+		return nvme_io_sync(c) ? NVME_SC_WRITE_FAULT : NVME_SC_SUCCESS;
+	case NVME_IO_WRITE:
+	case NVME_IO_READ:
+	case NVME_IO_WRITE_ZEROES:
+		break;
+	default:
+		return NVME_SC_INVALID_OPCODE;
+	}
+	if (nsid != NVME_NSID)
+		return NVME_SC_INVALID_NS;
+	if (cmd->opcode == NVME_IO_READ)
+		return io_read(c, cmd);
+	if (cmd->opcode == NVME_IO_WRITE)
+		return io_write(c, cmd);
+	return io_write_zeroes(c, cmd);
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The NVMe tests' harness: a controller on a temporary backing file, served
+ * in-process over a real AF_UNIX socket, and a host made of the real client
+ * library: guest memory (a memfd mapped for DMA), admin and I/O queues in
+ * it, doorbells rung with REGION_WRITE, MSI-X vectors as eventfds.
+ */
+#ifndef VFPM_NVME_HARNESS_H
+#define VFPM_NVME_HARNESS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <vfpm/client.h>
+#include <vfpm/transport.h>
+
+#include "nvme.h"
+#include "nvme_dev.h"
+
+#define H_TIMEOUT_MS 5000
+#define H_BACKING_SIZE (4u << 20)	/* 8192 blocks of 512 bytes */
+#define H_GUEST_IOVA 0x100000000ull	/* above 4 GiB: 64-bit addresses all the way */
+#define H_GUEST_SIZE (4u << 20)
+#define H_ADMIN_DEPTH 32u
+#define H_IO_DEPTH 64u
+
+/* Guest memory layout (offsets from H_GUEST_IOVA). */
+#define H_ASQ 0x0000u
+#define H_ACQ 0x1000u
+#define H_IOSQ 0x2000u
+#define H_IOCQ 0x4000u
+#define H_PRP_LIST 0x8000u
+#define H_DATA 0x10000u		/* 1 MiB of data buffers */
+#define H_SCRATCH 0x200000u
+
+struct hqueue {
+	uint16_t qid;
+	uint32_t depth;
+	uint32_t sq_off, cq_off;	/* in guest memory */
+	uint32_t sq_tail, cq_head;
+	bool phase;
+};
+
+struct harness {
+	char dir[64], sock[128], backing[128];
+	unsigned int block_size;
+	struct vfpm_pci_dev *pdev;
+	struct vfpm_server *srv;
+	struct vfpm_client *c;
+	int guest_fd;
+	uint8_t *guest;
+	int msix_efd[VFPM_NVME_MSIX_VECTORS];
+	uint16_t next_cid;
+	struct hqueue admin, io;
+};
+
+/* cmocka setup / teardown (state: struct harness *); MSI-X eventfds installed. */
+int h_setup(void **state);
+int h_setup_4k(void **state);
+int h_teardown(void **state);
+/* The same without MSI-X eventfds (INTx). */
+int h_setup_intx(void **state);
+
+uint32_t h_reg32(struct harness *h, uint32_t off);
+uint64_t h_reg64(struct harness *h, uint32_t off);
+void h_reg_write32(struct harness *h, uint32_t off, uint32_t v);
+void h_reg_write64(struct harness *h, uint32_t off, uint64_t v);
+/* Wait until (CSTS & mask) == value; asserts within the timeout. */
+void h_wait_csts(struct harness *h, uint32_t mask, uint32_t value);
+/* Admin queues at H_ASQ / H_ACQ, CC.EN, CSTS.RDY: as Linux does. */
+void h_enable(struct harness *h);
+void h_disable(struct harness *h);
+/* Set Features (Number of Queues), Create I/O CQ 1 (vector 1) and SQ 1. */
+void h_create_io_queues(struct harness *h);
+
+uint8_t *h_mem(struct harness *h, uint64_t off);
+uint64_t h_iova(uint64_t off);
+
+/* Put a command in the queue (its cid assigned); ring the doorbell if ring. */
+uint16_t h_submit(struct harness *h, struct hqueue *q, struct nvme_sqe *cmd, bool ring);
+void h_ring(struct harness *h, struct hqueue *q);
+/* The next completion (asserts it comes); consumes it and writes the CQ head. */
+void h_wait_cqe(struct harness *h, struct hqueue *q, struct nvme_cqe *cqe);
+/* The next completion within timeout_ms, or false; nothing consumed. */
+bool h_peek_cqe(struct harness *h, struct hqueue *q, int timeout_ms, struct nvme_cqe *cqe);
+/* Consume a peeked completion: advance the head (and write the doorbell if ring). */
+void h_consume(struct harness *h, struct hqueue *q, bool ring);
+/* Submit, wait: the status field (SCT << 8 | SC, DNR stripped); *dw0 if not NULL. */
+uint16_t h_cmd(struct harness *h, struct hqueue *q, struct nvme_sqe *cmd, uint32_t *dw0);
+
+struct nvme_sqe h_identify(uint32_t cns, uint32_t nsid, uint64_t buf_off);
+struct nvme_sqe h_rw(uint8_t opcode, uint64_t slba, uint32_t nblocks, uint64_t prp1, uint64_t prp2);
+
+/* An eventfd's counter (non-blocking; 0 when unsignalled), or wait for it. */
+uint64_t h_eventfd_read(int efd);
+bool h_eventfd_wait(int efd, int timeout_ms);
+/* Threads of this process (/proc/self/task). */
+int h_thread_count(void);
+/* Poll the device's runtime PM status through the client until it is status. */
+void h_wait_power(struct harness *h, const char *status);
+/* Offset of a PCI capability in config space (0: none). */
+unsigned int h_find_cap(struct harness *h, uint8_t id);
+uint16_t h_cfg16(struct harness *h, unsigned int off);
+void h_cfg_write16(struct harness *h, unsigned int off, uint16_t v);
+
+#endif /* VFPM_NVME_HARNESS_H */
