@@ -128,12 +128,18 @@ int vfpm_eventfd_signal(int efd)
 	return n == (ssize_t)sizeof(one) ? 0 : -errno;
 }
 
-int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd)
+int vfpm_fds_out_add_at(struct vfpm_fds_out *out, int fd, uint64_t offset)
 {
 	if (!out || out->count >= VFPM_FDS_OUT_MAX)
 		return -ENOSPC;
+	out->offset[out->count] = offset;
 	out->fd[out->count++] = fd;
 	return 0;
+}
+
+int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd)
+{
+	return vfpm_fds_out_add_at(out, fd, 0);
 }
 
 /* ---- runtime PM glue ---- */

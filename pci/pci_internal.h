@@ -13,7 +13,14 @@
 
 struct pci_bar {
 	struct vfpm_pci_bar_desc desc;	/* immutable; type NONE for a MEM64's upper half */
+	/*
+	 * Immutable: the ranges backed by memory (desc.areas, or the whole BAR
+	 * when desc.mappable), in increasing order.  Accesses elsewhere trap.
+	 */
+	unsigned int nr_areas;
+	struct vfpm_pci_bar_area areas[VFPM_PCI_BAR_AREAS_MAX];
 	int memfd;			/* the user's mapping source, or -1 when trapped */
+	uint64_t fd_offset;		/* immutable: where the BAR starts in memfd */
 	void *host;			/* the model's view of a mappable BAR */
 	struct vfpm_memguard *guard;	/* immutable: host, whose file a client can shrink */
 	bool revoked;			/* memory_lock: memfd emptied, contents kept in host */
@@ -60,7 +67,14 @@ struct vfpm_pci_dev {
 };
 
 /* bars.c */
+/* Check a BAR's mappable areas and own fd, and note its areas (creation). */
+int pci_bar_check_desc(struct vfpm_pci_dev *pdev, unsigned int index);
 int pci_bars_init(struct vfpm_pci_dev *pdev);
+/*
+ * The part of [offset, offset + *count) at its start that is all memory
+ * (true) or all trapped (false); *count is cut to it.
+ */
+bool pci_bar_piece(const struct pci_bar *bar, uint64_t offset, size_t *count);
 void pci_bars_release(struct vfpm_pci_dev *pdev);
 /*
  * Revoke or restore the user's BAR mappings to match the state (memory_lock

@@ -85,10 +85,14 @@ VFPM_API int vfpm_eventfd_signal(int efd);
 #define VFPM_FDS_OUT_MAX 8
 struct vfpm_fds_out {
 	int fd[VFPM_FDS_OUT_MAX];	/* owned by the caller once returned */
+	/* Where the object starts in each fd (a region's mmap offset), usually 0. */
+	uint64_t offset[VFPM_FDS_OUT_MAX];
 	unsigned int count;
 };
 
 VFPM_API int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd);
+/* The same, for an object that starts at offset in the fd. */
+VFPM_API int vfpm_fds_out_add_at(struct vfpm_fds_out *out, int fd, uint64_t offset);
 
 /* What a management query sees of a device's power state, without waking it. */
 struct vfpm_power_info {
