@@ -82,6 +82,9 @@ struct vfpm_pci_bar_desc {
 	 * page-aligned.  The core takes a duplicate of fd at creation; the
 	 * model keeps its own.  Revoking the user's mappings truncates the
 	 * file to fd_offset, restoring grows it back (see docs/device-model.md).
+	 * The user receives a writable fd of the whole file: it can read,
+	 * write or truncate what lies before fd_offset too, so keep nothing
+	 * there that the user must not see or may not destroy.
 	 */
 	bool own_fd;
 	int fd;
