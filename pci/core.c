@@ -95,6 +95,8 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 
 		err = vfpm_pcicfg_add_pcie_cap(&pdev->cfg, &pcie, NULL);
 	}
+	if (!err)
+		err = pci_caps_build(pdev);
 	return err;
 }
 
@@ -357,8 +359,16 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 	if (pos >= VFPM_PCICFG_SIZE || count > VFPM_PCICFG_SIZE - pos)
 		return -EFAULT;
 	if (!write) {
-		pthread_rwlock_rdlock(&pdev->memory_lock);
+		/* The model's read hooks may change what they read: one at a time. */
+		bool hooked = pci_caps_hooked(pdev, pos, count, false);
+
+		if (hooked)
+			pthread_rwlock_wrlock(&pdev->memory_lock);
+		else
+			pthread_rwlock_rdlock(&pdev->memory_lock);
 		err = vfpm_pcicfg_guest_read_buf(&pdev->cfg, pos, buf, count);
+		if (!err && hooked)
+			err = pci_caps_run_hooks(pdev, pos, buf, count, false);
 		pthread_rwlock_unlock(&pdev->memory_lock);
 		return err ? err : (ssize_t)count;
 	}
@@ -368,6 +378,13 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 	if (touches_pmcsr)
 		memcpy(saved, pdev->cfg.live, sizeof(saved));
 	err = vfpm_pcicfg_guest_write_buf(&pdev->cfg, pos, buf, count, &events);
+	if (!err && pci_caps_hooked(pdev, pos, count, true)) {
+		/* The model's write hooks see the bytes as the masks left them. */
+		uint8_t landed[VFPM_PCICFG_SIZE];
+
+		memcpy(landed, &pdev->cfg.live[pos], count);
+		err = pci_caps_run_hooks(pdev, pos, landed, count, true);
+	}
 	if (events & VFPM_PCICFG_EV_SOFT_RESET)
 		pci_restore_config_keeping_pmcsr(pdev, saved);
 	if (events & (VFPM_PCICFG_EV_COMMAND | VFPM_PCICFG_EV_POWER_STATE |

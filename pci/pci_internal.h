@@ -27,6 +27,12 @@ struct pci_bar {
 	bool contents_lost;		/* memory_lock: revoked in place, host maps the empty file */
 };
 
+/* A capability of the model's own, where it landed. */
+struct pci_model_cap {
+	struct vfpm_pci_cap_desc desc;	/* immutable; data and wmask not kept */
+	uint16_t offset;
+};
+
 struct vfpm_pci_dev {
 	/* Immutable after creation. */
 	struct vfpm_device *vdev;
@@ -35,6 +41,8 @@ struct vfpm_pci_dev {
 	void *model;
 	char name[64];			/* for the log */
 	uint64_t msix_table_size;	/* bytes of the MSI-X table in desc.msix_bar, 0 without */
+	unsigned int nr_caps;		/* the model's own capabilities (desc.caps) */
+	struct pci_model_cap caps[VFPM_PCI_CAPS_MAX];
 
 	/*
 	 * The kernel's memory_lock: protects the configuration space (and
@@ -92,6 +100,15 @@ void pci_bars_repair_locked(struct vfpm_pci_dev *pdev);
 void pci_bars_repair(struct vfpm_pci_dev *pdev);
 /* Memory BAR accesses allowed: memory enabled, D0 (memory_lock held). */
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
+
+/* caps.c */
+/* Add desc.caps to the space (creation); logs and fails on a bad one. */
+int pci_caps_build(struct vfpm_pci_dev *pdev);
+/* Does the range touch a capability with a read (write) hook? */
+bool pci_caps_hooked(struct vfpm_pci_dev *pdev, uint64_t pos, size_t count, bool write);
+/* Run those hooks over buf, the range's bytes (memory_lock held for writing). */
+int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, uint64_t pos, uint8_t *buf, size_t count,
+		       bool write);
 
 /* power.c */
 /*

@@ -129,8 +129,9 @@ struct vfpm_pci_cap_desc {
 	 * current bytes) before the user sees it; write is told the bytes
 	 * after the masked write landed.  Both run with the device active,
 	 * on the requesting connection's thread, under the core's
-	 * configuration lock: they must not call back into the core but for
-	 * vfpm_pci_cfg_raw_read/write.  0 or -errno (the access fails).
+	 * configuration lock (one hook at a time per device): they must not
+	 * call back into the core but for vfpm_pci_cfg_raw_read/write.  0 or
+	 * -errno: the access fails (a write's masked bytes stay written).
 	 */
 	int (*read)(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset, void *buf,
 		    unsigned int count);
@@ -231,6 +232,21 @@ VFPM_API void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar);
  */
 VFPM_API void vfpm_pci_mem_lock(struct vfpm_pci_dev *pdev);
 VFPM_API void vfpm_pci_mem_unlock(struct vfpm_pci_dev *pdev);
+
+/*
+ * Where capability i of desc.caps sits in the configuration space (the
+ * offset of its header), or 0 when there is no such capability.
+ */
+VFPM_API unsigned int vfpm_pci_cap_offset(struct vfpm_pci_dev *pdev, unsigned int i);
+/*
+ * Raw configuration access for the model from its capability hooks (the
+ * configuration lock is held there): no masks, no side effects, no resume.
+ * Sizes 1, 2 or 4 within a dword.  0 or -EINVAL.
+ */
+VFPM_API int vfpm_pci_cfg_raw_read(struct vfpm_pci_dev *pdev, unsigned int offset,
+				   unsigned int size, uint32_t *value);
+VFPM_API int vfpm_pci_cfg_raw_write(struct vfpm_pci_dev *pdev, unsigned int offset,
+				    unsigned int size, uint32_t value);
 
 /* Low power state as the user requested it. */
 VFPM_API bool vfpm_pci_low_power_engaged(struct vfpm_pci_dev *pdev);
