@@ -297,7 +297,8 @@ VFPM_API int vfpm_pci_dma_map(struct vfpm_pci_dev *pdev, uint64_t iova, size_t l
 			      struct iovec *iov, unsigned int max, struct vfpm_dma_sg *sg);
 /*
  * Release a mapping: 0, or -errno when a bounced write-back failed or a
- * page was lost (-EFAULT).  sg is emptied either way.
+ * page was lost (-EFAULT).  sg is emptied either way.  Release every
+ * mapping before vfpm_pci_dev_destroy.
  */
 VFPM_API int vfpm_pci_dma_unmap(struct vfpm_pci_dev *pdev, struct vfpm_dma_sg *sg);
 
