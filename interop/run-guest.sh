@@ -30,6 +30,8 @@
 #     --block-size N      the namespace's logical block size, 512 or 4096
 #                         (default: the controller's own)
 #     --backing FILE      keep the backing file there (default: a temporary one)
+#     --preallocate       allocate the backing file's blocks first (fallocate;
+#                         default sparse): for steadier bench figures
 #     --seconds SEC       nvme bench: length of each of its four runs (default 3)
 #     --phase SEC         poller, nvme d3hot: length of each phase (default 3)
 #     -t, --timeout SEC   limit for the VM run (default 120)
@@ -79,7 +81,7 @@ die() { echo "run-guest: FAIL: $*" >&2; exit 125; }
 
 device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1 phase_s=3 ktrace=0 guest_msix=0 nointxmask=0 dma=0
 log_level=debug results=
-qemu_nvme=0 nvme_modes=verify,d3hot nvme_size_mib=256 block_size='' backing='' bench_s=3
+qemu_nvme=0 nvme_modes=verify,d3hot nvme_size_mib=256 block_size='' backing='' bench_s=3 prealloc=0
 while (( $# )); do
     case $1 in
         -d|--device)  device=${2:?}; shift 2 ;;
@@ -101,6 +103,7 @@ while (( $# )); do
         --nvme-size)  nvme_size_mib=${2:?}; shift 2 ;;
         --block-size) block_size=${2:?}; shift 2 ;;
         --backing)    backing=${2:?}; shift 2 ;;
+        --preallocate) prealloc=1; shift ;;
         --seconds)    bench_s=${2:?}; shift 2 ;;
         -h|--help)    sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         -*)           die "unknown option $1" ;;
@@ -197,6 +200,10 @@ if [[ $device == nvme ]]; then
     backing_file=$(cd "$(dirname "$backing_file")" && pwd)/$(basename "$backing_file")
     rm -f "$backing_file"
     truncate -s "$nvme_size" "$backing_file" || die "cannot make $backing_file"
+    if (( prealloc )); then
+        fallocate -l "$nvme_size" "$backing_file" 2>/dev/null \
+            || log "fallocate $backing_file failed: it stays sparse"
+    fi
     [[ $(dirname "$backing_file") == "$work" ]] || binds+=(--bind "$(dirname "$backing_file")")
 fi
 sockdir=$work/sock
