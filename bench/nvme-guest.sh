@@ -57,7 +57,8 @@ header=(
     ""
     "bench/nvme-guest.sh: Linux 6.1 guest, QEMU 11.1 (TCG, 2 vCPUs), guest RAM a shared memfd; the guest's"
     "nvme driver on a 256 MiB preallocated backing file; interop/guest-nvme.c bench: O_DIRECT, queue"
-    "depth 1, ${seconds} s per run; $rounds guest run(s) per side, alternating, median of the rounds."
+    "depth 1, ${seconds} s per run; $rounds guest run(s) per side, alternating: the median of the rounds"
+    "[min - max]."
     "TCG bounds every figure: compare the ratio, not the absolute numbers."
     ""
 )
@@ -79,7 +80,14 @@ run_side() {
     return "$rc"
 }
 # figure SIDE TEST: the median over the rounds of the guest's value for TEST
-# ("" if none).
+# ("" if none); spread SIDE TEST: " [min - max]" over the rounds (if more than one).
+spread() {
+    local r
+    (( rounds > 1 )) || return 0
+    for (( r = 1; r <= rounds; r++ )); do
+        sed -n "s/^bench: test=$2 value=\\([0-9.]*\\) .*/\\1/p" "$results/$1-$r/console.log" 2>/dev/null
+    done | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR > 1) printf " [%s - %s]", lo, hi }'
+}
 figure() {
     local r
     for (( r = 1; r <= rounds; r++ )); do
@@ -111,7 +119,9 @@ for t in seq-write:MiB/s:"sequential write, 1 MiB" seq-read:MiB/s:"sequential re
     q=$(figure qemu "$test") v=''
     (( vrc == 0 )) && v=$(figure vfpm "$test")
     ratio=$(awk -v a="$v" -v b="$q" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }')
-    rows+=("| $label ($unit) | ${q:--} | ${v:--} | $ratio |")
+    qs=$(spread qemu "$test") vs=''
+    [[ -n $v ]] && vs=$(spread vfpm "$test")
+    rows+=("| $label ($unit) | ${q:--}$qs | ${v:--}$vs | $ratio |")
 done
 # The server's CPU per phase (run-guest.sh's cpu.txt: name, seconds, % of a
 # core), from the last round.
