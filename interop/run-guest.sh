@@ -213,7 +213,7 @@ server_sock=$sockdir/$device.sock
 if (( ! qemu_nvme )); then
     dev_opts=(--device "$device")
     [[ $device == nvme ]] && dev_opts+=(--backing "$backing_file")
-    [[ -n $block_size ]] && dev_opts+=(--block-size "$block_size")
+    [[ $device == nvme && -n $block_size ]] && dev_opts+=(--block-size "$block_size")
     "$vfpm" serve "${dev_opts[@]}" --socket "$server_sock" --log-level "$log_level" \
         --ready-file "$work/ready" 2>"$results/vfpm.log" &
     server_pid=$!
