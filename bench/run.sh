@@ -50,6 +50,9 @@ run "4 concurrency" "$build/bench/bench-concurrency" --out "$data"
 run "3 runtime PM transitions" "$build/bench/bench-transitions" --out "$data"
 run "5 scale" "$build/bench/bench-scale" --out "$data"
 run "6 idle cost" "$build/bench/bench-idle" --out "$data" --vfpm "$build/tools/vfpm" --seconds 10
+# A Linux guest under QEMU (TCG): vfpm's NVMe controller beside QEMU's own
+# (the vfpm side is skipped until vfpm serves one; all of it without root).
+run "7 NVMe under a Linux guest" bash bench/nvme-guest.sh "$build" --md "$data/nvme-guest.md"
 
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: plots ..."
@@ -148,7 +151,7 @@ readme=$results/README.md
 	grep -E '^\| [12]\. ' "$data/rtt.md"
 	sed -n 's/^- \(.*\), 1 thread: \([0-9.]*x\) (target >= \([0-9.]*x\)): \(.*\)$/| PM fast path: mutex pair \/ \1 (1 thread) | \2 | >= \3 | \4 |/p' "$results/pm.md"
 	echo
-	for part in rtt transitions concurrency scale idle; do
+	for part in rtt transitions concurrency scale idle nvme-guest; do
 		cat "$data/$part.md"
 	done
 	echo "## Runtime PM fast path (bench-pm)"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -31,11 +32,13 @@ struct vfpm_device {
 	unsigned int open_count;
 
 	/*
-	 * Protects dma_inst.  DMA holds the read side across the provider's
-	 * call, so that an instance is never closed under a DMA through it.
+	 * Protects dma_inst and the list of open instances.  DMA holds the
+	 * read side across the provider's calls, so that an instance is never
+	 * closed under a DMA through it.
 	 */
 	pthread_rwlock_t dma_lock;
 	struct vfpm_instance *dma_inst;	/* whose memory the device reaches, or NULL */
+	struct vfpm_instance *instances;	/* open ones, for bounced write-backs */
 };
 
 struct vfpm_instance {
@@ -44,6 +47,7 @@ struct vfpm_instance {
 	/* Set once, before the instance's first request (vfpm_instance_set_dma). */
 	const struct vfpm_dma_ops *dma_ops;
 	void *dma_opaque;
+	struct vfpm_instance *next;	/* dev->dma_lock */
 };
 
 /* vfpm_instance_id: numbers handed out so far, in the whole process. */
@@ -128,12 +132,18 @@ int vfpm_eventfd_signal(int efd)
 	return n == (ssize_t)sizeof(one) ? 0 : -errno;
 }
 
-int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd)
+int vfpm_fds_out_add_at(struct vfpm_fds_out *out, int fd, uint64_t offset)
 {
 	if (!out || out->count >= VFPM_FDS_OUT_MAX)
 		return -ENOSPC;
+	out->offset[out->count] = offset;
 	out->fd[out->count++] = fd;
 	return 0;
+}
+
+int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd)
+{
+	return vfpm_fds_out_add_at(out, fd, 0);
 }
 
 /* ---- runtime PM glue ---- */
@@ -273,6 +283,10 @@ int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out)
 		free(inst);
 		return err;
 	}
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	inst->next = dev->instances;
+	dev->instances = inst;
+	pthread_rwlock_unlock(&dev->dma_lock);
 	*out = inst;
 	return 0;
 }
@@ -284,10 +298,16 @@ void vfpm_instance_close(struct vfpm_instance *inst)
 	if (!inst)
 		return;
 	dev = inst->dev;
-	/* Waits for DMA in progress through it. */
+	/* Waits for DMA in progress through it (not for holds: they need no instance). */
 	pthread_rwlock_wrlock(&dev->dma_lock);
 	if (dev->dma_inst == inst)
 		dev->dma_inst = NULL;
+	for (struct vfpm_instance **p = &dev->instances; *p; p = &(*p)->next) {
+		if (*p == inst) {
+			*p = inst->next;
+			break;
+		}
+	}
 	pthread_rwlock_unlock(&dev->dma_lock);
 	pthread_mutex_lock(&dev->open_lock);
 	if (--dev->open_count == 0 && dev->ops.close_device)
@@ -339,6 +359,213 @@ int vfpm_device_dma(struct vfpm_device *dev, uint64_t iova, void *buf, size_t le
 		err = inst->dma_ops->read(inst->dma_opaque, iova, buf, len);
 	pthread_rwlock_unlock(&dev->dma_lock);
 	return err;
+}
+
+/* ---- zero-copy DMA: holds ---- */
+
+/* One piece of a held range: mapped in place by the provider, or bounced. */
+struct dma_hold_seg {
+	uint64_t iova;
+	struct iovec iov;	/* what the caller gets */
+	bool bounced;		/* iov is a buffer of ours */
+	void *provider_hold;	/* in place: for the provider's release */
+};
+
+/* Owned by the caller between vfpm_device_dma_map and _unmap. */
+struct vfpm_dma_hold {
+	struct vfpm_device *dev;
+	uint64_t inst_id;		/* whose memory: bounced pieces go back there */
+	const struct vfpm_dma_ops *ops;	/* static (vfpm_instance_set_dma): outlives us */
+	int prot;
+	unsigned int nr, cap;
+	struct dma_hold_seg *seg;
+};
+
+/* Release what the provider holds and free the buffers, without a write-back. */
+static int dma_hold_free(struct vfpm_dma_hold *h)
+{
+	int err = 0;
+
+	for (unsigned int i = 0; i < h->nr; i++) {
+		struct dma_hold_seg *s = &h->seg[i];
+		int e = 0;
+
+		if (s->bounced)
+			free(s->iov.iov_base);
+		else
+			e = h->ops->release(s->provider_hold);
+		if (e && !err)
+			err = e;
+	}
+	free(h->seg);
+	free(h);
+	return err;
+}
+
+/* Add a piece; on failure it is undone (released or freed). */
+static int dma_hold_append(struct vfpm_dma_hold *h, const struct dma_hold_seg *s)
+{
+	if (h->nr == h->cap) {
+		unsigned int cap = h->cap ? h->cap * 2 : 4;
+		struct dma_hold_seg *n = realloc(h->seg, cap * sizeof(*n));
+
+		if (!n) {
+			if (s->bounced)
+				free(s->iov.iov_base);
+			else
+				h->ops->release(s->provider_hold);
+			return -ENOMEM;
+		}
+		h->seg = n;
+		h->cap = cap;
+	}
+	h->seg[h->nr++] = *s;
+	return 0;
+}
+
+/*
+ * Split [iova, iova + len) into pieces the provider maps in place or we
+ * bounce (dma_lock read side held).  No data moves yet, so a range that
+ * fails halfway has touched nothing.
+ */
+static int dma_hold_pieces(struct vfpm_dma_hold *h, struct vfpm_instance *inst, uint64_t iova,
+			   size_t len, unsigned int max)
+{
+	while (len) {
+		struct dma_hold_seg s = { .iova = iova };
+		int err = -EOPNOTSUPP;
+
+		if (h->nr == max)
+			return -ENOSPC;
+		if (h->ops->map && h->ops->release)
+			err = h->ops->map(inst->dma_opaque, iova, len, h->prot, &s.iov,
+					  &s.provider_hold);
+		else
+			s.iov.iov_len = len;	/* no map op: one bounce for the rest */
+		if (err && err != -EOPNOTSUPP)
+			return err;
+		if (!s.iov.iov_len || s.iov.iov_len > len) {
+			/* A provider that makes no progress would have us loop forever. */
+			if (!err)
+				h->ops->release(s.provider_hold);
+			return -EIO;
+		}
+		if (err) {
+			/* Zeroed: a PROT_WRITE piece is written back whole. */
+			s.bounced = true;
+			s.iov.iov_base = calloc(1, s.iov.iov_len);
+			if (!s.iov.iov_base)
+				return -ENOMEM;
+		}
+		err = dma_hold_append(h, &s);
+		if (err)
+			return err;
+		iova += s.iov.iov_len;
+		len -= s.iov.iov_len;
+	}
+	return 0;
+}
+
+/* Fill the bounced pieces from the user's memory (dma_lock read side held). */
+static int dma_hold_bounce_in(struct vfpm_dma_hold *h, struct vfpm_instance *inst)
+{
+	for (unsigned int i = 0; i < h->nr; i++) {
+		const struct dma_hold_seg *s = &h->seg[i];
+		int err;
+
+		if (!s->bounced)
+			continue;
+		err = inst->dma_ops->read(inst->dma_opaque, s->iova, s->iov.iov_base,
+					  s->iov.iov_len);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Write the bounced pieces back to the instance they came from, if it is still open. */
+static int dma_hold_bounce_out(struct vfpm_dma_hold *h)
+{
+	struct vfpm_device *dev = h->dev;
+	struct vfpm_instance *inst;
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < h->nr && !h->seg[i].bounced; i++)
+		;
+	if (i == h->nr)
+		return 0;	/* all in place: nothing to write back */
+	pthread_rwlock_rdlock(&dev->dma_lock);
+	for (inst = dev->instances; inst && inst->id != h->inst_id; inst = inst->next)
+		;
+	for (; i < h->nr; i++) {
+		const struct dma_hold_seg *s = &h->seg[i];
+		int e;
+
+		if (!s->bounced)
+			continue;
+		/* Its user and its memory are gone: as an IOMMU fault. */
+		e = inst ? inst->dma_ops->write(inst->dma_opaque, s->iova, s->iov.iov_base,
+						s->iov.iov_len) : -EFAULT;
+		if (e && !err)
+			err = e;
+	}
+	pthread_rwlock_unlock(&dev->dma_lock);
+	return err;
+}
+
+int vfpm_device_dma_map(struct vfpm_device *dev, uint64_t iova, size_t len, int prot,
+			struct iovec *iov, unsigned int max, unsigned int *nr_iov,
+			struct vfpm_dma_hold **hold)
+{
+	struct vfpm_instance *inst;
+	struct vfpm_dma_hold *h;
+	int err;
+
+	if (!dev || !len || !iov || !nr_iov || !hold || !prot ||
+	    (prot & ~(PROT_READ | PROT_WRITE)))
+		return -EINVAL;
+	if (iova + len < iova)
+		return -EFAULT;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->dev = dev;
+	h->prot = prot;
+
+	pthread_rwlock_rdlock(&dev->dma_lock);
+	inst = dev->dma_inst;
+	if (!inst) {
+		err = -EFAULT;	/* no user memory to reach: an IOMMU fault */
+	} else {
+		h->inst_id = inst->id;
+		h->ops = inst->dma_ops;
+		err = dma_hold_pieces(h, inst, iova, len, max);
+		if (!err && (prot & PROT_READ))
+			err = dma_hold_bounce_in(h, inst);
+	}
+	pthread_rwlock_unlock(&dev->dma_lock);
+	if (err) {
+		dma_hold_free(h);
+		return err;
+	}
+	for (unsigned int i = 0; i < h->nr; i++)
+		iov[i] = h->seg[i].iov;
+	*nr_iov = h->nr;
+	*hold = h;
+	return 0;
+}
+
+int vfpm_device_dma_unmap(struct vfpm_device *dev, struct vfpm_dma_hold *hold)
+{
+	int err = 0, e;
+
+	if (!hold || hold->dev != dev)
+		return -EINVAL;
+	if (hold->prot & PROT_WRITE)
+		err = dma_hold_bounce_out(hold);
+	e = dma_hold_free(hold);
+	return err ? err : e;
 }
 
 /* ---- requests ---- */

@@ -29,11 +29,12 @@
 
 #include <vfpm/device.h>
 
-#include "fuzz_model.h"
 #include "fuzz_util.h"
+#include "test_model.h"
 
 #define MAX_ARG 1024u
 
+static struct test_model *model;
 static struct vfpm_pci_dev *pdev;
 static int fd_baseline = -1;
 
@@ -49,8 +50,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (fuzz_model_create(&pdev))
-		abort();
+	model = fuzz_model_create();
+	pdev = model->pdev;
 	return 0;
 }
 
@@ -150,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned int n = 0; in.left && n < 64; n++)
 		one_op(inst, &in);
 	vfpm_instance_close(inst);
-	fuzz_model_wait_idle(pdev);
+	fuzz_model_wait_idle(model);
 	fuzz_check_fds(&fd_baseline);
 	return 0;
 }

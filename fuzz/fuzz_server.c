@@ -61,10 +61,10 @@
 
 #include <vfpm/transport.h>
 
-#include "fuzz_model.h"
 #include "fuzz_server_input.h"
 #include "fuzz_util.h"
 #include "server_internal.h"
+#include "test_model.h"
 
 /* The server's options: small enough that the limits are reachable. */
 #define MAX_MSG_FDS FZ_MAX_MSG_FDS
@@ -121,7 +121,7 @@ struct client {
 	unsigned int twin_mode, twin_seq;
 };
 
-static struct vfpm_pci_dev *pdev;
+static struct test_model *model;
 static struct vfpm_server *srv;
 static struct client clients[2];
 static int fd_baseline = -1, maps_baseline = -1, threads_baseline = -1;
@@ -823,7 +823,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		.max_data_xfer_size = 8192, .max_msg_fds = MAX_MSG_FDS,
 		.max_dma_maps = MAX_DMA_MAPS, .max_connections = 2,
 		.version_timeout_ms = VERSION_TIMEOUT_MS, .msg_timeout_ms = MSG_TIMEOUT_MS,
-		.on_connect = fuzz_model_on_connect, .on_disconnect = fuzz_model_on_disconnect,
+		.on_connect = tm_on_connect, .on_disconnect = tm_on_disconnect,
 	};
 	const struct vfpm_transport_limits lim = {
 		.max_connections = BUDGET_CONNECTIONS, .max_dma_maps = BUDGET_DMA_MAPS,
@@ -857,10 +857,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	sem_init(&server_b.done, 0, 0);
 	start_thread(writer_main, NULL);
 	start_thread(server_b_main, NULL);
-	if (vfpm_transport_set_limits(&lim) || fuzz_model_create(&pdev))
+	if (vfpm_transport_set_limits(&lim))
 		abort();
-	opts.opaque = pdev;
-	if (vfpm_server_create_fd(vfpm_pci_device(pdev), -1, &opts, &srv)) {
+	model = fuzz_model_create();
+	opts.opaque = model;
+	if (vfpm_server_create_fd(vfpm_pci_device(model->pdev), -1, &opts, &srv)) {
 		fprintf(stderr, "fuzz_server: cannot set up the server\n");
 		abort();
 	}
@@ -909,7 +910,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (vfpm_server_connection_count(srv) != 0)
 		abort();
-	fuzz_model_wait_idle(pdev);
+	fuzz_model_wait_idle(model);
 	check_process();
 	return 0;
 }

@@ -11,8 +11,39 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_model.h"
+
 /* Fds may grow by this much for reasons of the process (libFuzzer's own files). */
 #define FD_SLACK 32
+
+struct test_model *fuzz_model_create(void)
+{
+	static const struct tm_config config = {
+		.registers = true, .msix_mappable = true, .flr = true, .msi_vectors = 4,
+		.abort_on_violation = true,
+	};
+	struct test_model *m;
+	int err = tm_create(&config, &m);
+
+	if (err) {
+		fprintf(stderr, "fuzz: cannot create the device model: %s\n", strerror(-err));
+		abort();
+	}
+	return m;
+}
+
+void fuzz_model_wait_idle(struct test_model *m)
+{
+	struct vfpm_pm_dev *pm = m->pm;
+
+	if (vfpm_pm_wait_status(pm, VFPM_PM_SUSPENDED, 10000) ||
+	    vfpm_pm_usage_count(pm) != 0 || vfpm_pci_low_power_engaged(m->pdev)) {
+		fprintf(stderr, "fuzz model: not idle after the last close: %s, usage %d%s\n",
+			vfpm_pm_status_name(vfpm_pm_status(pm)), vfpm_pm_usage_count(pm),
+			vfpm_pci_low_power_engaged(m->pdev) ? ", low power engaged" : "");
+		abort();
+	}
+}
 
 void fuzz_drain(int sock)
 {

@@ -6,6 +6,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct test_model;
+
+/* libFuzzer's entry points, which each target defines (Initialize if it needs to). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/*
+ * The device fuzz_server and fuzz_feature serve: the tests' model
+ * (tests/model) with BAR2's registers and bulk DMA, BAR4 mappable, FLR and
+ * 4 MSI vectors, which aborts on a broken promise (a trapped access while
+ * not ACTIVE is the bug the runtime PM core exists to prevent), so that the
+ * fuzzer reports it as a crash.  Aborts when it cannot be created.
+ */
+struct test_model *fuzz_model_create(void);
+/*
+ * Wait until the device is idle again after its last close (suspended:
+ * nothing holds it).  Aborts when it does not get there: a usage reference
+ * leaked, or low power stayed engaged.
+ */
+void fuzz_model_wait_idle(struct test_model *m);
+
 /* Read sock until EOF, closing every fd that arrives (SCM_RIGHTS). */
 void fuzz_drain(int sock);
 /*

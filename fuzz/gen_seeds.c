@@ -13,8 +13,8 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
-#include "fuzz_model.h"
 #include "fuzz_server_input.h"
+#include "test_model.h"
 #include "wire.h"
 
 /* Fd bits of a msg_id in fuzz_server's input format (fuzz_server_input.h). */
@@ -215,7 +215,7 @@ static void server_seeds(const char *dir)
 	msg(&s, 5, VFIO_USER_DEVICE_RESET, VFIO_USER_F_NO_REPLY, NULL, 0);
 	save(dir, "dma", &s);
 
-	/* The model's DMA (fuzz_model.h): through a memfd window, then a window without fd. */
+	/* The model's bulk DMA (test_model.h): through a memfd window, then a window without fd. */
 	s.len = 0;
 	version(&s, caps);
 	map.addr = 0x100000;
@@ -259,11 +259,11 @@ static void dma_unmap(struct seed *s, uint16_t id, uint64_t addr, uint64_t size)
 	msg(s, id, VFIO_USER_DMA_UNMAP, 0, &um, sizeof(um));
 }
 
-/* The model's DMA (fuzz_model.h): its address, then the command; conn: B, FZ_SYNC or 0. */
+/* The model's bulk DMA (test_model.h): its address, then the command; conn: B, FZ_SYNC or 0. */
 static void model_dma(struct seed *s, uint16_t conn, uint64_t addr, uint32_t cmd)
 {
-	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, FM_REG_DMA_ADDR, &addr, 8);
-	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, FM_REG_DMA, &cmd, 4);
+	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_BULK_DMA_ADDR, &addr, 8);
+	region_write(s, nid(s) | conn, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_BULK_DMA, &cmd, 4);
 }
 
 static void memory_on(struct seed *s, uint16_t conn)
@@ -295,7 +295,7 @@ static void hostile_seeds(const char *dir, const char *caps)
 {
 	static const char small_xfer[] = "{\"capabilities\":{\"max_msg_fds\":8,"
 					 "\"max_data_xfer_size\":16,\"twin_socket\":{\"supported\":true}}}";
-	const uint32_t rd = 16, wr = FM_DMA_TO_CLIENT | 16;
+	const uint32_t rd = 16, wr = TM_BULK_TO_CLIENT | 16;
 	const uint32_t rw = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE;
 	const uint64_t cfg = 0x12345678;
 	struct seed s = { .len = 0 };
@@ -380,7 +380,7 @@ static void hostile_seeds(const char *dir, const char *caps)
 	msg(&s, 1 | B | FZ_SYNC, VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
 	memory_on(&s, 0);
 	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD | FZ_SYNC, 0x100000, 0x10000, rw);
-	model_dma(&s, 0, 0x100000, wr | FM_DMA_OTHER_CONN);
+	model_dma(&s, 0, 0x100000, wr | TM_BULK_OTHER_CONN);
 	model_dma(&s, B, 0x100000, rd);
 	low_power(&s, nid(&s) | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
 	region_read(&s, nid(&s) | B, VFIO_PCI_BAR2_REGION_INDEX, 0, 4);
@@ -389,12 +389,12 @@ static void hostile_seeds(const char *dir, const char *caps)
 	msg(&s, nid(&s) | B | FZ_SYNC, VFPM_USER_POWER_STATUS, 0, NULL, 0);
 	low_power(&s, nid(&s) | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
 	dma_unmap(&s, nid(&s) | B | FZ_SYNC, 0x100000, 0x10000);
-	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
+	model_dma(&s, 0, 0x100000, rd | TM_BULK_OTHER_CONN);
 	/* Without a wait: B's unmap and map race A's DMA into B's windows. */
 	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x100000, 0x10000, rw);
-	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
+	model_dma(&s, 0, 0x100000, rd | TM_BULK_OTHER_CONN);
 	dma_unmap(&s, nid(&s) | B, 0x100000, 0x10000);
-	model_dma(&s, 0, 0x100000, wr | FM_DMA_OTHER_CONN);
+	model_dma(&s, 0, 0x100000, wr | TM_BULK_OTHER_CONN);
 	low_power(&s, nid(&s) | B | FDS(1) | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP);
 	region_read(&s, nid(&s) | FZ_SYNC, VFIO_PCI_BAR0_REGION_INDEX, 0, 16);
 	low_power(&s, nid(&s) | B | FZ_SYNC, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
@@ -420,23 +420,23 @@ static void hostile_seeds(const char *dir, const char *caps)
 	msg(&s, 1 | B | FZ_SYNC, VFIO_USER_VERSION, 0, s.buf + 16, s.len - 16);
 	memory_on(&s, 0);
 	dma_map(&s, nid(&s) | FDS(1) | MEMFD, 0x100000, 0x10000, rw);
-	model_dma(&s, 0, 0x100000, rd | FM_DMA_DEVICE);
-	model_dma(&s, FZ_SYNC, 0x100ff0, wr | FM_DMA_DEVICE);
+	model_dma(&s, 0, 0x100000, rd | TM_BULK_DEVICE);
+	model_dma(&s, FZ_SYNC, 0x100ff0, wr | TM_BULK_DEVICE);
 	dma_map(&s, nid(&s) | B | FDS(1) | KIND(FZ_MEMFD_TRUNC_AFTER), 0x100000, 0x10000, rw);
 	memory_on(&s, B);
-	model_dma(&s, 0, 0x100000, rd | FM_DMA_DEVICE);
-	model_dma(&s, FZ_SYNC, 0x100000, wr | FM_DMA_DEVICE);
+	model_dma(&s, 0, 0x100000, rd | TM_BULK_DEVICE);
+	model_dma(&s, FZ_SYNC, 0x100000, wr | TM_BULK_DEVICE);
 	dma_unmap(&s, nid(&s) | B | FZ_SYNC, 0x100000, 0x10000);
-	model_dma(&s, FZ_SYNC, 0x100000, rd | FM_DMA_DEVICE);
+	model_dma(&s, FZ_SYNC, 0x100000, rd | TM_BULK_DEVICE);
 	const uint16_t no_master = PCI_COMMAND_MEMORY;
 	region_write(&s, nid(&s) | B | FZ_SYNC, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
 		     &no_master, 2);
-	model_dma(&s, FZ_SYNC, 0x100000, rd | FM_DMA_DEVICE);
+	model_dma(&s, FZ_SYNC, 0x100000, rd | TM_BULK_DEVICE);
 	dma_map(&s, nid(&s) | B | FDS(1) | MEMFD, 0x200000, 0x10000, rw);
 	memory_on(&s, B);
 	/* Without waits: B goes away (its input ends) under A's DMA into its memory. */
 	for (unsigned int i = 0; i < 4; i++)
-		model_dma(&s, 0, 0x200000, (i & 1 ? wr : rd) | FM_DMA_DEVICE);
+		model_dma(&s, 0, 0x200000, (i & 1 ? wr : rd) | TM_BULK_DEVICE);
 	save(dir, "device-dma", &s);
 
 	/*
@@ -451,14 +451,14 @@ static void hostile_seeds(const char *dir, const char *caps)
 	dma_map(&s, nid(&s) | B | FZ_SYNC, 0x100000, 0x10000, rw);
 	memory_on(&s, 0);
 	model_dma(&s, 0, 0x100000, 40);
-	model_dma(&s, FZ_SYNC, 0x100000, FM_DMA_TO_CLIENT | 40);
+	model_dma(&s, FZ_SYNC, 0x100000, TM_BULK_TO_CLIENT | 40);
 	for (unsigned int i = 0; i < 3; i++) {
 		model_dma(&s, B, 0x100000, rd);
 		model_dma(&s, B, 0x100000, wr);
 	}
-	model_dma(&s, 0, 0x100000, rd | FM_DMA_OTHER_CONN);
-	model_dma(&s, 0, 0x100000, rd | FM_DMA_DEVICE);
-	model_dma(&s, 0, 0x100000, wr | FM_DMA_DEVICE);
+	model_dma(&s, 0, 0x100000, rd | TM_BULK_OTHER_CONN);
+	model_dma(&s, 0, 0x100000, rd | TM_BULK_DEVICE);
+	model_dma(&s, 0, 0x100000, wr | TM_BULK_DEVICE);
 	save(dir, "twin-dma", &s);
 
 	s.len = 0;

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Build the libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ and run
-# each for SECONDS (default 60): first over its regression inputs
-# (fuzz/regressions/TARGET), then fuzzing from its seeds (generated from
-# valid messages by gen_seeds) and the corpus kept in build-fuzz/corpus.
-# Prints each target's execution count and crashes; exits non-zero when any
-# target crashed (the input is saved in build-fuzz/artifacts/).
+# Build the libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ through
+# meson (-Dfuzz=true, fuzz/meson.build: the same static libraries as every
+# other build) and run each for SECONDS (default 60): first over its
+# regression inputs (fuzz/regressions/TARGET), then fuzzing from its seeds
+# (generated from valid messages by gen_seeds) and the corpus kept in
+# build-fuzz/corpus.  Prints each target's execution count and crashes;
+# exits non-zero when any target crashed (the input is saved in
+# build-fuzz/artifacts/).
 #
-#   bash fuzz/run.sh [SECONDS]        FUZZ_JOBS=N to build with N jobs
+#   bash fuzz/run.sh [SECONDS]        FUZZ_JOBS=N to build with N jobs,
+#                                     FUZZ_CC=CC for another clang
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,43 +17,37 @@ SECONDS_EACH=${1:-60}
 OUT=build-fuzz
 CC=${FUZZ_CC:-clang}
 TARGETS=(server feature config)
+# -g -O1, as libFuzzer's documentation builds (at -O2 fewer edges to steer by).
+MESON_OPTS=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1
+	-Dwerror=true)
 
 if ! command -v "$CC" >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
 	echo "fuzz: installing clang and libclang-rt-dev"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
 fi
 
-CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror
-	-Wno-unused-parameter -Iinclude -Ibase -Itransport -Ipci -Isamples/devices -Ifuzz $(pkg-config --cflags json-c))
-SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
-LIBS=($(pkg-config --libs json-c) -lpthread)
-
-LIB_SRCS=(base/*.c pm/*.c device/*.c pci/*.c samples/devices/*.c
-	transport/tran_sock.c transport/negotiate.c transport/server.c
-	transport/server_cmds.c transport/server_dma.c transport/server_limits.c
-	fuzz/fuzz_model.c fuzz/fuzz_util.c)
-
-mkdir -p "$OUT/obj" "$OUT/artifacts"
-echo "fuzz: building in $OUT/"
-objs=()
-cmds=()
-for src in "${LIB_SRCS[@]}"; do
-	obj="$OUT/obj/$(echo "${src%.c}" | tr / _).o"
-	objs+=("$obj")
-	if [[ ! -f $obj || $src -nt $obj || -n $(find include base transport pci samples fuzz -name '*.h' -newer "$obj" -print -quit) ]]; then
-		cmds+=("$CC ${CFLAGS[*]} ${SAN[*]} -fsanitize=fuzzer-no-link -c $src -o $obj")
+# Configured once (a build-fuzz/ of old keeps its corpus and artifacts);
+# one configured without the option gets it.
+mkdir -p "$OUT/artifacts"
+if [[ ! -f $OUT/build.ninja ]]; then
+	echo "fuzz: configuring $OUT/ (CC=$CC meson setup ${MESON_OPTS[*]})"
+	if ! CC=$CC meson setup "$OUT" "${MESON_OPTS[@]}" >"$OUT/setup.log" 2>&1; then
+		tail -20 "$OUT/setup.log"
+		exit 1
 	fi
-done
-if [[ ${#cmds[@]} -gt 0 ]]; then
-	printf '%s\n' "${cmds[@]}" | xargs -P "${FUZZ_JOBS:-$(nproc)}" -I{} sh -c '{}'
+elif ! meson configure "$OUT" | grep -qE '^ +fuzz +true '; then
+	echo "fuzz: $OUT/ was configured without -Dfuzz=true: reconfiguring"
+	meson configure "$OUT" "${MESON_OPTS[@]}" >"$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
 fi
-for t in "${TARGETS[@]}"; do
-	"$CC" "${CFLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer "fuzz/fuzz_$t.c" "${objs[@]}" \
-		"${LIBS[@]}" -o "$OUT/fuzz_$t"
-done
-"$CC" "${CFLAGS[@]}" fuzz/gen_seeds.c -o "$OUT/gen_seeds"
+echo "fuzz: building in $OUT/"
+if ! ninja -C "$OUT" -j "${FUZZ_JOBS:-$(nproc)}" "${TARGETS[@]/#/fuzz/fuzz_}" fuzz/gen_seeds \
+	>"$OUT/build.log" 2>&1; then
+	grep -E 'error|FAILED' "$OUT/build.log" | head -20
+	echo "fuzz: the build failed; log: $OUT/build.log"
+	exit 1
+fi
 rm -rf "$OUT/seeds"
-"$OUT/gen_seeds" "$OUT/seeds"
+"$OUT/fuzz/gen_seeds" "$OUT/seeds"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -58,7 +55,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 failed=0
 summary=()
 for t in "${TARGETS[@]}"; do
-	exe="$OUT/fuzz_$t"
+	exe="$OUT/fuzz/fuzz_$t"
 	log="$OUT/fuzz_$t.log"
 	corpus="$OUT/corpus/$t"
 	mkdir -p "$corpus"

@@ -6,6 +6,11 @@
 #   @@INTEROP-BEGIN@@ ... @@INTEROP-END rc=N@@
 # Kernel command line options read here:
 #   interop.args=A,B,...  arguments for guest-check (commas for spaces)
+#   interop.nvme=M,M...   instead of guest-check: load the NVMe driver
+#                         (/lib/modules/nvme/, from conformance/vm/prepare.sh)
+#                         and run /interop/guest-nvme with these modes
+#                         (verify, bench, d3hot)
+#   interop.nvmeargs=A,B  guest-nvme's options (e.g. --size,268435456)
 #   interop.vfio=1        afterwards, bind the device to the guest's vfio-pci
 #                         (needs the VM's intel-iommu) and wait for the
 #                         guest kernel to runtime-suspend it into D3hot
@@ -85,6 +90,35 @@ cmdline_opt() { sed -n "s/.*$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline; }
 
 echo "@@INTEROP-BEGIN@@"
 echo "guest: Linux $(uname -r), $(grep -c ^processor /proc/cpuinfo) cpus"
+
+# interop.nvme: the NVMe controller under Linux's own nvme driver.
+nvme_modes=$(cmdline_opt interop.nvme | tr ',' ' ')
+if [ -n "$nvme_modes" ]; then
+    rc=0
+    if [ -d /sys/bus/pci/drivers/nvme ]; then
+        echo "  nvme driver built in"
+    elif [ -s /lib/modules/nvme/order ]; then
+        # shellcheck disable=SC2013  # one module name per line, no spaces
+        for m in $(cat /lib/modules/nvme/order); do
+            insmod "/lib/modules/nvme/$m.ko" || { echo "  insmod $m failed"; rc=1; }
+        done
+        echo "  loaded $(tr '\n' ' ' < /lib/modules/nvme/order)"
+    else
+        echo "  no nvme driver: not built in and no /lib/modules/nvme/order" \
+             "(conformance/vm/prepare.sh too old?)"
+        rc=1
+    fi
+    if [ -d /sys/bus/pci/drivers/nvme ]; then
+        echo "check: nvme-driver: ok"
+    else
+        echo "check: nvme-driver: FAIL (no /sys/bus/pci/drivers/nvme)"; finish 1
+    fi
+    nargs=$(cmdline_opt interop.nvmeargs | tr ',' ' ')
+    # shellcheck disable=SC2086  # one word per argument, by design
+    /interop/guest-nvme $nargs $nvme_modes || rc=1
+    finish "$rc"
+fi
+
 args=$(cmdline_opt interop.args | tr ',' ' ')
 # shellcheck disable=SC2086  # one word per argument, by design
 /interop/guest-check $args

@@ -4,14 +4,36 @@
 # chroot) with one of vfpm's devices attached through QEMU's own vfio-user
 # client, and check from inside the guest that it works: it enumerates, its
 # config space reads, BAR0 (mmap-able memory) keeps a pattern, BAR2's ID
-# register reads "MEM0", and PMCSR goes to D3hot and back.
+# register reads "MEM0", and PMCSR goes to D3hot and back. Or an NVMe
+# controller (vfpm's, or QEMU's built-in one for the baseline) under the
+# guest's own nvme driver: the guest writes a pattern through /dev/nvme0n1
+# and the host finds it in the backing file (guest-nvme.c, nvme-check.py).
 #
 #   run-guest.sh [options] [BUILD]     (BUILD: meson build dir, default build;
 #                                       the server is BUILD/tools/vfpm)
 #     -d, --device KIND   memory (default), optout, or poller: the guest puts the
 #                         polling device in D3hot for --phase seconds between two
-#                         D0 phases, and the server's CPU is measured in each
-#     --phase SEC         poller: length of each phase (default 3)
+#                         D0 phases, and the server's CPU is measured in each;
+#                         or nvme: `vfpm serve --device nvme --backing FILE`,
+#                         driven by the guest's nvme driver (--nvme); the
+#                         server's CPU is measured with the driver bound and
+#                         idle, then unbound with the function in D3hot. Exit
+#                         77 ("SKIP: ...") while `vfpm serve --help` lists no
+#                         nvme device
+#     --qemu-nvme         instead of vfpm's controller, QEMU's built-in
+#                         -device nvme on a backing file of the same size
+#                         (the baseline; no server)
+#     --nvme MODES        what guest-nvme does, in order, commas between:
+#                         verify, bench, d3hot (default verify,d3hot); after
+#                         verify the host checks the backing file
+#     --nvme-size MIB     the backing file's size (default 256, at least 160)
+#     --block-size N      the namespace's logical block size, 512 or 4096
+#                         (default: the controller's own)
+#     --backing FILE      keep the backing file there (default: a temporary one)
+#     --preallocate       allocate the backing file's blocks first (fallocate;
+#                         default sparse): for steadier bench figures
+#     --seconds SEC       nvme bench: length of each of its four runs (default 3)
+#     --phase SEC         poller, nvme d3hot: length of each phase (default 3)
 #     -t, --timeout SEC   limit for the VM run (default 120)
 #     --trace             put vfio-user-trace.py between QEMU and the server
 #                         and log every message (RESULTS/trace.log)
@@ -44,7 +66,8 @@
 #
 # Output: each step with its time, the guest's lines, QEMU's own messages,
 # the server's warnings, then "run-guest: PASS ..." or "run-guest: FAIL ...".
-# Exit 0 pass, 1 a check failed, 124 timeout, 125 could not run.
+# Exit 0 pass, 1 a check failed, 124 timeout, 125 could not run, 77 skipped
+# (-d nvme before vfpm has an NVMe controller).
 # Environment: VFPM_QEMU_CACHE (prepare-qemu.sh), VFPM_VM_CACHE
 # (conformance/vm/prepare.sh), VFPM_QEMU_EXTRA (more QEMU arguments, split
 # on spaces; e.g. "-trace vfio_pci_write_config" prints to RESULTS/qemu.out),
@@ -58,6 +81,7 @@ die() { echo "run-guest: FAIL: $*" >&2; exit 125; }
 
 device=memory timeout_s=120 trace=0 memfd=0 guest_vfio=0 d3_bar0=0 d3hot=1 phase_s=3 ktrace=0 guest_msix=0 nointxmask=0 dma=0
 log_level=debug results=
+qemu_nvme=0 nvme_modes=verify,d3hot nvme_size_mib=256 block_size='' backing='' bench_s=3 prealloc=0
 while (( $# )); do
     case $1 in
         -d|--device)  device=${2:?}; shift 2 ;;
@@ -74,6 +98,13 @@ while (( $# )); do
         --log-level)  log_level=${2:?}; shift 2 ;;
         --results)    results=${2:?}; shift 2 ;;
         --phase)      phase_s=${2:?}; shift 2 ;;
+        --qemu-nvme)  qemu_nvme=1; device=nvme; shift ;;
+        --nvme)       nvme_modes=${2:?}; shift 2 ;;
+        --nvme-size)  nvme_size_mib=${2:?}; shift 2 ;;
+        --block-size) block_size=${2:?}; shift 2 ;;
+        --backing)    backing=${2:?}; shift 2 ;;
+        --preallocate) prealloc=1; shift ;;
+        --seconds)    bench_s=${2:?}; shift 2 ;;
         -h|--help)    sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         -*)           die "unknown option $1" ;;
         *)            break ;;
@@ -86,8 +117,23 @@ case $device in
     memory) dev_id=1b36:00f0 ;;
     optout) dev_id=1b36:00f1 ;;
     poller) dev_id=1b36:00f2 ;;
-    *) die "unknown device '$device' (memory, optout, poller)" ;;
+    nvme)   dev_id='' ;;   # found by its class (010802) in the guest
+    *) die "unknown device '$device' (memory, optout, poller, nvme)" ;;
 esac
+if [[ $device == nvme ]]; then
+    [[ $nvme_modes =~ ^(verify|bench|d3hot)(,(verify|bench|d3hot))*$ ]] \
+        || die "--nvme wants verify, bench and/or d3hot with commas, not '$nvme_modes'"
+    if ! [[ $nvme_size_mib =~ ^[0-9]+$ ]] || (( nvme_size_mib < 160 )); then
+        die "--nvme-size wants MiB, at least 160 (not '$nvme_size_mib')"
+    fi
+    [[ -z $block_size || $block_size == 512 || $block_size == 4096 ]] \
+        || die "--block-size wants 512 or 4096, not '$block_size'"
+    # Until vfpm serves an NVMe controller, its case is skipped, not failed.
+    if (( ! qemu_nvme )) && ! "$vfpm" serve --help 2>&1 | grep -qiw nvme; then
+        echo "run-guest: SKIP: vfpm has no nvme device yet (\`vfpm serve --help\` lists none)"
+        exit 77
+    fi
+fi
 results=${results:-$build/interop-results}
 mkdir -p "$results"
 results=$(cd "$results" && pwd)
@@ -135,6 +181,8 @@ gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$work/root/interop/guest-ch
     "$here/guest-check.c" || die "building guest-check failed"
 gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$work/root/interop/guest-vfio" \
     "$here/guest-vfio.c" || die "building guest-vfio failed"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$work/root/interop/guest-nvme" \
+    "$here/guest-nvme.c" || die "building guest-nvme failed"
 install -m 755 "$here/guest-init.sh" "$work/root/interop/init"
 ( cd "$work/root" && find interop | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) \
     | gzip -1 > "$work/interop.cpio.gz"
@@ -142,17 +190,39 @@ cat "$base" "$work/interop.cpio.gz" > "$work/initrd"
 log "guest programs and initramfs: $(seconds_since "$t0") s"
 
 # ---------------------------------------------------------------- the server
+# The NVMe controller's backing file: fresh, sparse, in a folder QEMU sees.
+binds=(--bind "$work" --bind "$kdir")
+backing_file=''
+nvme_size=$((nvme_size_mib * 1024 * 1024))
+if [[ $device == nvme ]]; then
+    backing_file=${backing:-$work/nvme.img}
+    mkdir -p "$(dirname "$backing_file")"
+    backing_file=$(cd "$(dirname "$backing_file")" && pwd)/$(basename "$backing_file")
+    rm -f "$backing_file"
+    truncate -s "$nvme_size" "$backing_file" || die "cannot make $backing_file"
+    if (( prealloc )); then
+        fallocate -l "$nvme_size" "$backing_file" 2>/dev/null \
+            || log "fallocate $backing_file failed: it stays sparse"
+    fi
+    [[ $(dirname "$backing_file") == "$work" ]] || binds+=(--bind "$(dirname "$backing_file")")
+fi
 sockdir=$work/sock
 mkdir -p "$sockdir"
 server_sock=$sockdir/$device.sock
-"$vfpm" serve --device "$device" --socket "$server_sock" --log-level "$log_level" \
-    --ready-file "$work/ready" 2>"$results/vfpm.log" &
-server_pid=$!
-for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
-[[ -f $work/ready ]] || die "vfpm serve did not get ready (log: $results/vfpm.log)"
+: > "$results/vfpm.log"
+if (( ! qemu_nvme )); then
+    dev_opts=(--device "$device")
+    [[ $device == nvme ]] && dev_opts+=(--backing "$backing_file")
+    [[ $device == nvme && -n $block_size ]] && dev_opts+=(--block-size "$block_size")
+    "$vfpm" serve "${dev_opts[@]}" --socket "$server_sock" --log-level "$log_level" \
+        --ready-file "$work/ready" 2>"$results/vfpm.log" &
+    server_pid=$!
+    for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
+    [[ -f $work/ready ]] || die "vfpm serve did not get ready (log: $results/vfpm.log)"
+fi
 qemu_sock=$server_sock
 : > "$results/trace.log"
-if (( trace )); then
+if (( trace && ! qemu_nvme )); then
     qemu_sock=$sockdir/trace.sock
     python3 "$here/vfio-user-trace.py" --listen "$qemu_sock" --connect "$server_sock" \
         --log "$results/trace.log" 2>"$results/trace.err" &
@@ -173,6 +243,10 @@ append="console=ttyS0 quiet panic=-1 no_timer_check rdinit=/interop/init interop
 (( guest_msix )) && append+=" interop.msix=1"
 (( nointxmask )) && append+=" interop.nointxmask=1"
 (( ktrace )) && append+=" interop.ktrace=1 tp_printk"
+if [[ $device == nvme ]]; then
+    append+=" interop.nvme=$nvme_modes"
+    append+=" interop.nvmeargs=--size,$nvme_size,--seconds,$bench_s,--phase,$phase_s"
+fi
 # More kernel command line (e.g. 'dyndbg="file drivers/pci/* +p"').
 [[ -n ${VFPM_GUEST_APPEND:-} ]] && append+=" $VFPM_GUEST_APPEND"
 if [[ -f $kdir/vmlinux ]]; then
@@ -192,6 +266,15 @@ iommu=()
 # shellcheck disable=SC2054
 (( guest_vfio )) && iommu=(-device intel-iommu,caching-mode=on)
 vfio_user_dev='{"driver":"vfio-user-pci","socket":{"path":"'$qemu_sock'","type":"unix"},"bus":"rp1"}'
+dev_args=(-device "$vfio_user_dev")
+if (( qemu_nvme )); then
+    # QEMU's own controller on the same kind of backing file.
+    bs_props=''
+    [[ -n $block_size ]] && bs_props=",logical_block_size=$block_size,physical_block_size=$block_size"
+    # shellcheck disable=SC2054  # the commas are QEMU's
+    dev_args=(-drive "file=$backing_file,if=none,id=nvm0,format=raw"
+              -device "nvme,serial=vfpm-baseline,drive=nvm0,bus=rp1$bs_props")
+fi
 # shellcheck disable=SC2054
 qemu_args=(
     "${machine[@]}" -accel tcg -cpu max -smp 2
@@ -200,12 +283,12 @@ qemu_args=(
     "${bootargs[@]}" -initrd "$work/initrd" -append "$append"
     "${iommu[@]}"
     -device pcie-root-port,id=rp1,chassis=1,slot=1
-    -device "$vfio_user_dev"
+    "${dev_args[@]}"
 )
 # Extra QEMU arguments, split on spaces (e.g. "-trace vfio_pci_write_config").
 read -r -a extra <<<"${VFPM_QEMU_EXTRA:-}"
 qemu_args+=("${extra[@]}")
-printf '%q ' "$here/qemu.sh" --bind "$work" --bind "$kdir" "${qemu_args[@]}" > "$results/qemu.cmd"
+printf '%q ' "$here/qemu.sh" "${binds[@]}" "${qemu_args[@]}" > "$results/qemu.cmd"
 echo >> "$results/qemu.cmd"
 # The server's CPU time at each @@PHASE NAME@@ line of the guest's console
 # (utime + stime of the whole process, in clock ticks).
@@ -225,7 +308,12 @@ sample_phases() {
 }
 sampler_pid=''
 : > "$results/phases.txt"
-if [[ $device == poller ]]; then
+# The server's CPU per phase: the poller's act, and vfpm's NVMe controller
+# (bound and idle, then in D3hot).
+measure_cpu=0
+[[ $device == poller ]] && measure_cpu=1
+[[ $device == nvme && $nvme_modes == *d3hot* ]] && (( ! qemu_nvme )) && measure_cpu=1
+if (( measure_cpu )); then
     : > "$work/console.log"
     sample_phases &
     sampler_pid=$!
@@ -233,7 +321,7 @@ fi
 t0=$(date +%s.%N)
 set +e
 VFPM_QEMU_SKIP_PREPARE=1 timeout --kill-after=5 "$timeout_s" \
-    bash "$here/qemu.sh" --bind "$work" --bind "$kdir" "${qemu_args[@]}" \
+    bash "$here/qemu.sh" "${binds[@]}" "${qemu_args[@]}" \
     </dev/null >"$results/qemu.out" 2>&1
 qrc=$?
 set -e
@@ -262,7 +350,9 @@ echo "== QEMU's messages (stdout and stderr) =="
 if [[ -s $results/qemu.out ]]; then cat "$results/qemu.out"; else echo "(none)"; fi
 echo "== the server's warnings, errors and refused requests (at most 40 lines) =="
 n=$(grep -ciE 'warn|error|refused' "$results/vfpm.log" || true)
-if (( n )); then
+if (( qemu_nvme )); then
+    echo "(no server: QEMU's built-in NVMe controller)"
+elif (( n )); then
     # awk, not head: head would leave grep to die of SIGPIPE, and pipefail
     # + set -e with it.
     grep -iE 'warn|error|refused' "$results/vfpm.log" | awk 'NR <= 40'
@@ -310,28 +400,63 @@ PY
     dma_check=${dma_line%% *}
 fi
 
-# The poller's CPU in each phase: % of one core, from the phase marks.
+# The server's CPU in each phase: % of one core (and CPU seconds per minute at
+# that rate), from the phase marks.
 cpu_check=''
-if [[ $device == poller ]]; then
-    echo "== the server's CPU while the guest holds the polling device in each state =="
+if (( measure_cpu )); then
+    if [[ $device == poller ]]; then
+        echo "== the server's CPU while the guest holds the polling device in each state =="
+    else
+        echo "== the server's CPU with the NVMe controller bound and idle, then unbound in D3hot =="
+    fi
     hz=$(getconf CLK_TCK)
-    awk -v hz="$hz" 'prev { printf "  %-9s %5.1f s  %6.1f %% of a core\n", pname,
-                                  $2 - pt, 100 * ($3 - pc) / hz / ($2 - pt) }
+    awk -v hz="$hz" 'prev { pct = 100 * ($3 - pc) / hz / ($2 - pt)
+                            printf "  %-10s %5.1f s  %6.1f %% of a core  (%.2f CPU s per minute)\n",
+                                   pname, $2 - pt, pct, 0.6 * pct }
                      { pname = $1; pt = $2; pc = $3; prev = 1 }' "$results/phases.txt" \
         | tee "$results/cpu.txt"
-    d0=$(awk '$1 == "d0" { print $4 }' "$results/cpu.txt")
     d3=$(awk '$1 == "d3hot" { print $4 }' "$results/cpu.txt")
-    if [[ -n $d0 && -n $d3 ]] && awk -v a="$d3" -v b="$d0" 'BEGIN { exit !(a < 0.5 * b) }'; then
-        cpu_check=ok
-        echo "check: poller-cpu-falls-in-d3hot: ok (D3hot $d3 % < half of D0 $d0 %)"
+    if [[ $device == poller ]]; then
+        d0=$(awk '$1 == "d0" { print $4 }' "$results/cpu.txt")
+        if [[ -n $d0 && -n $d3 ]] && awk -v a="$d3" -v b="$d0" 'BEGIN { exit !(a < 0.5 * b) }'; then
+            cpu_check=ok
+            echo "check: poller-cpu-falls-in-d3hot: ok (D3hot $d3 % < half of D0 $d0 %)"
+        else
+            cpu_check=FAIL
+            echo "check: poller-cpu-falls-in-d3hot: FAIL (D0 '${d0:-?}' %, D3hot '${d3:-?}' %)"
+        fi
     else
-        cpu_check=FAIL
-        echo "check: poller-cpu-falls-in-d3hot: FAIL (D0 '${d0:-?}' %, D3hot '${d3:-?}' %)"
+        # A controller that polls its queues must stop in D3hot (below half
+        # of its idle cost); one that sleeps between doorbells has little to
+        # save, but must not spend more than 5 % of a core there either.
+        idle=$(awk '$1 == "bound-idle" { print $4 }' "$results/cpu.txt")
+        if [[ -n $idle && -n $d3 ]] &&
+           awk -v a="$d3" -v b="$idle" 'BEGIN { exit !(a < 0.5 * b || a < 5) }'; then
+            cpu_check=ok
+            echo "check: nvme-cpu-in-d3hot: ok (D3hot $d3 %, bound and idle $idle %)"
+        else
+            cpu_check=FAIL
+            echo "check: nvme-cpu-in-d3hot: FAIL (bound and idle '${idle:-?}' %, D3hot" \
+                 "'${d3:-?}' %: wants below 5 % or below half)"
+        fi
     fi
 fi
 
+# The NVMe controller's backing file holds the guest's pattern where the
+# guest wrote it (guest-nvme verify's nvme-pattern lines).
+nvme_check=''
+if [[ $device == nvme && $nvme_modes == *verify* ]]; then
+    nvme_line=$(python3 "$here/nvme-check.py" --size "$nvme_size" "$backing_file" \
+        "$results/console.log") || true
+    echo "check: nvme-backing-file: ${nvme_line:-FAIL (nvme-check.py said nothing)}"
+    nvme_check=${nvme_line%% *}
+    [[ $nvme_check == ok ]] || nvme_check=FAIL
+fi
+
 endline=$(grep -a -m1 '^@@INTEROP-END rc=[0-9]*@@' "$results/console.log" || true)
-summary="device=$device qemu=\"$qemu_version\" kernel=$kver vm=${boot_s}s logs=$results"
+what=$device
+(( qemu_nvme )) && what=qemu-nvme
+summary="device=$what qemu=\"$qemu_version\" kernel=$kver vm=${boot_s}s logs=$results"
 if (( qrc == 124 || qrc == 137 )); then
     tail -n 30 "$results/console.log" >&2
     echo "run-guest: FAIL: timed out after ${timeout_s}s ($summary)"; exit 124
@@ -347,6 +472,8 @@ passed=$(grep -c '^check: .*: ok' "$results/console.log" || true)
 [[ $cpu_check == ok ]] && passed=$((passed + 1))
 [[ $dma_check == FAIL ]] && failed=$((failed + 1))
 [[ $dma_check == ok ]] && passed=$((passed + 1))
+[[ $nvme_check == FAIL ]] && failed=$((failed + 1))
+[[ $nvme_check == ok ]] && passed=$((passed + 1))
 if (( rc == 0 && failed == 0 && passed > 0 )); then
     echo "run-guest: PASS: $passed checks ($summary)"
     exit 0

@@ -2,13 +2,16 @@
 /*
  * BAR memory and the revocation of the user's mappings.
  *
- * A mappable BAR is a memfd: the user maps it, and the model works on its own
- * mapping (`host`).  To revoke the user's mappings (low power, memory
- * disabled, D3hot) the memfd is truncated to zero, so every user access
- * faults with SIGBUS, while the contents move to anonymous memory mapped at
- * the same `host` address, so the model's pointer stays valid.  Restoring
- * grows the memfd again, writes the contents back and maps the memfd at
- * `host` again; the user's old mappings see the same bytes as before.
+ * A BAR with mappable areas (the whole BAR, or pages of a BAR whose
+ * registers trap) is a memfd, or the model's own file from fd_offset on: the
+ * user maps its areas, and the model works on its own mapping (`host`) of the
+ * whole BAR.  Accesses outside the areas go to the model's bar_rw.  To revoke
+ * the user's mappings (low power, memory disabled, D3hot) the file is
+ * truncated to where the BAR starts, so every user access faults with
+ * SIGBUS, while the contents move to anonymous memory mapped at the same
+ * `host` address, so the model's pointer stays valid.  Restoring grows the
+ * file again, writes the contents back and maps it at `host` again; the
+ * user's old mappings see the same bytes as before.
  *
  * The user holds a writable fd of the memfd, so it can truncate the file
  * too.  `host` is guarded memory (base.h): an access by the model or the
@@ -21,6 +24,7 @@
 #include "pci_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,14 +37,103 @@ bool pci_memory_enabled(struct vfpm_pci_dev *pdev)
 	       vfpm_pcicfg_power_state(&pdev->cfg) == VFPM_PCI_D0;
 }
 
-static int bar_map_memfd(struct pci_bar *bar)
+static uint64_t page_size(void)
 {
-	bar->memfd = memfd_create("vfpm-bar", MFD_CLOEXEC);
+	return (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static int bar_desc_error(struct vfpm_pci_dev *pdev, unsigned int index, const char *why)
+{
+	vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u cannot have mappable memory: %s", pdev->name, index,
+		  why);
+	return -EINVAL;
+}
+
+int pci_bar_check_desc(struct vfpm_pci_dev *pdev, unsigned int index)
+{
+	struct pci_bar *bar = &pdev->bars[index];
+	const struct vfpm_pci_bar_desc *d = &bar->desc;
+	uint64_t page = page_size(), end = 0;
+	struct stat st;
+
+	bar->nr_areas = 0;
+	if (!d->mappable && !d->nr_areas) {
+		if (d->own_fd)
+			return bar_desc_error(pdev, index, "own_fd without mappable memory");
+		return 0;
+	}
+	if (d->type == VFPM_PCI_BAR_IO)
+		return bar_desc_error(pdev, index, "an I/O BAR");
+	if (d->size % page)
+		return bar_desc_error(pdev, index, "its size is not a multiple of the page size");
+	if (d->mappable) {
+		bar->nr_areas = 1;
+		bar->areas[0] = (struct vfpm_pci_bar_area){ 0, d->size };
+	} else {
+		if (d->nr_areas > VFPM_PCI_BAR_AREAS_MAX)
+			return bar_desc_error(pdev, index, "more than VFPM_PCI_BAR_AREAS_MAX areas");
+		for (unsigned int i = 0; i < d->nr_areas; i++) {
+			const struct vfpm_pci_bar_area *a = &d->areas[i];
+
+			if (!a->size || a->offset % page || a->size % page)
+				return bar_desc_error(pdev, index, "an area is empty or not "
+						      "page-aligned");
+			if (a->offset < end || a->offset > d->size || a->size > d->size - a->offset)
+				return bar_desc_error(pdev, index, "areas overlap, are out of order "
+						      "or leave the BAR");
+			end = a->offset + a->size;
+			bar->areas[bar->nr_areas++] = *a;
+		}
+	}
+	if (d->own_fd) {
+		if (d->fd_offset % page || d->fd_offset > (uint64_t)INT64_MAX - d->size)
+			return bar_desc_error(pdev, index, "fd_offset is not page-aligned");
+		if (fstat(d->fd, &st) < 0 || !S_ISREG(st.st_mode))
+			return bar_desc_error(pdev, index, "own fd is not an open regular file "
+					      "(a memfd or a tmpfs file)");
+	}
+	return 0;
+}
+
+bool pci_bar_piece(const struct pci_bar *bar, uint64_t offset, size_t *count)
+{
+	for (unsigned int i = 0; i < bar->nr_areas; i++) {
+		const struct vfpm_pci_bar_area *a = &bar->areas[i];
+
+		if (offset < a->offset) {
+			/* Trapped up to this area. */
+			if (*count > a->offset - offset)
+				*count = a->offset - offset;
+			return false;
+		}
+		if (offset < a->offset + a->size) {
+			if (*count > a->offset + a->size - offset)
+				*count = a->offset + a->size - offset;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The memory of a BAR: a memfd of ours, or the model's file from fd_offset on. */
+static int bar_map_memory(struct pci_bar *bar)
+{
+	off_t end;
+
+	if (bar->desc.own_fd) {
+		bar->memfd = fcntl(bar->desc.fd, F_DUPFD_CLOEXEC, 0);
+		bar->fd_offset = bar->desc.fd_offset;
+	} else {
+		bar->memfd = memfd_create("vfpm-bar", MFD_CLOEXEC);
+		bar->fd_offset = 0;
+	}
 	if (bar->memfd < 0)
 		return -errno;
-	if (ftruncate(bar->memfd, (off_t)bar->desc.size) < 0)
+	end = (off_t)(bar->fd_offset + bar->desc.size);
+	if (ftruncate(bar->memfd, end) < 0)
 		return -errno;
-	bar->host = mmap(NULL, bar->desc.size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd, 0);
+	bar->host = mmap(NULL, bar->desc.size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd,
+			 (off_t)bar->fd_offset);
 	if (bar->host == MAP_FAILED) {
 		bar->host = NULL;
 		return -errno;
@@ -55,9 +148,9 @@ int pci_bars_init(struct vfpm_pci_dev *pdev)
 		int err;
 
 		bar->memfd = -1;
-		if (bar->desc.type == VFPM_PCI_BAR_NONE || !bar->desc.mappable)
+		if (bar->desc.type == VFPM_PCI_BAR_NONE || !bar->nr_areas)
 			continue;
-		err = bar_map_memfd(bar);
+		err = bar_map_memory(bar);
 		if (err)
 			return err;
 	}
@@ -96,7 +189,7 @@ static int bar_revoke(struct pci_bar *bar)
 		munmap(anon, size);
 		return err;
 	}
-	if (ftruncate(bar->memfd, 0) < 0)
+	if (ftruncate(bar->memfd, (off_t)bar->fd_offset) < 0)
 		return -errno;
 	bar->revoked = true;
 	return 0;
@@ -110,7 +203,7 @@ static int bar_revoke(struct pci_bar *bar)
  */
 static int bar_revoke_losing_contents(struct pci_bar *bar)
 {
-	if (ftruncate(bar->memfd, 0) < 0)
+	if (ftruncate(bar->memfd, (off_t)bar->fd_offset) < 0)
 		return -errno;
 	bar->revoked = true;
 	bar->contents_lost = true;
@@ -126,12 +219,12 @@ static int bar_restore(struct pci_bar *bar)
 {
 	size_t size = bar->desc.size, done = 0;
 
-	if (ftruncate(bar->memfd, (off_t)size) < 0)
+	if (ftruncate(bar->memfd, (off_t)(bar->fd_offset + size)) < 0)
 		return -errno;
 	/* Revoked in place: nothing to write back, the file is all zeros. */
 	while (!bar->contents_lost && done < size) {
 		ssize_t n = pwrite(bar->memfd, (const char *)bar->host + done, size - done,
-				   (off_t)done);
+				   (off_t)(bar->fd_offset + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -140,8 +233,8 @@ static int bar_restore(struct pci_bar *bar)
 		done += (size_t)n;
 	}
 	/* Over whatever is at host: the anonymous copy, or pages the guard patched. */
-	if (mmap(bar->host, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, bar->memfd, 0) ==
-	    MAP_FAILED)
+	if (mmap(bar->host, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, bar->memfd,
+		 (off_t)bar->fd_offset) == MAP_FAILED)
 		return -errno;
 	if (bar->contents_lost)
 		vfpm_memguard_rearm(bar->guard, bar->host, size);
@@ -159,7 +252,8 @@ static bool bar_lost(struct pci_bar *bar)
 		return false;
 	if (vfpm_memguard_faults(bar->guard))
 		return true;
-	return fstat(bar->memfd, &st) == 0 && (uint64_t)st.st_size != bar->desc.size;
+	return fstat(bar->memfd, &st) == 0 &&
+	       (uint64_t)st.st_size != bar->fd_offset + bar->desc.size;
 }
 
 void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)

@@ -81,6 +81,12 @@ static void define_reg(struct vfpm_pcicfg *cfg, unsigned int off,
 		       unsigned int size, uint32_t value, uint32_t wmask,
 		       uint32_t w1c)
 {
+	vfpm_pcicfg_define_reg(cfg, off, size, value, wmask, w1c);
+}
+
+void vfpm_pcicfg_define_reg(struct vfpm_pcicfg *cfg, unsigned int off, unsigned int size,
+			    uint32_t value, uint32_t wmask, uint32_t w1c)
+{
 	put_le(&cfg->power_on[off], size, value);
 	put_le(&cfg->live[off], size, value);
 	put_le(&cfg->wmask[off], size, wmask);
@@ -195,10 +201,16 @@ int vfpm_pcicfg_set_bar(struct vfpm_pcicfg *cfg, unsigned int index,
 static int alloc_cap(struct vfpm_pcicfg *cfg, uint8_t cap_id, unsigned int len,
 		     uint16_t *offset)
 {
-	unsigned int off = cfg->cap_free;
-
 	if (vfpm_pcicfg_find_cap(cfg, cap_id, NULL) == 0)
 		return -EEXIST;
+	return vfpm_pcicfg_link_cap(cfg, cap_id, len, offset);
+}
+
+int vfpm_pcicfg_link_cap(struct vfpm_pcicfg *cfg, uint8_t cap_id, unsigned int len,
+			 uint16_t *offset)
+{
+	unsigned int off = cfg->cap_free;
+
 	if (off + len > PCI_CFG_SPACE_SIZE)
 		return -ENOSPC;
 

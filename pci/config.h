@@ -140,6 +140,8 @@ struct vfpm_pcicfg {
 	uint16_t msi_len;
 	uint16_t msix_cap;
 	uint16_t pcie_cap;
+	uint16_t ext_free;	/* first byte free for the next extended capability, 0: none yet */
+	uint16_t ext_last;	/* last extended capability, 0 if none */
 };
 
 /* Building (before the space is exposed). */
@@ -160,6 +162,24 @@ int vfpm_pcicfg_add_msix_cap(struct vfpm_pcicfg *cfg,
 int vfpm_pcicfg_add_pcie_cap(struct vfpm_pcicfg *cfg,
 			     const struct vfpm_pcicfg_pcie_params *params,
 			     uint16_t *offset);
+
+/*
+ * Capabilities of the model's own (config_caps.c): a standard one (any ID,
+ * repeats allowed, as vendor-specific ones are) appended to the list, or a
+ * PCI Express extended one appended to the list at 0x100.  size counts the
+ * header; data and wmask (either may be NULL: zeros, read-only) cover the
+ * bytes after it.  *offset gets the place.  -ENOSPC when it does not fit.
+ */
+int vfpm_pcicfg_add_model_cap(struct vfpm_pcicfg *cfg, uint8_t cap_id, unsigned int size,
+			      const void *data, const void *wmask, uint16_t *offset);
+int vfpm_pcicfg_add_ext_cap(struct vfpm_pcicfg *cfg, uint16_t cap_id, uint8_t version,
+			    unsigned int size, const void *data, const void *wmask,
+			    uint16_t *offset);
+/* For config_caps.c: a register's power-on value and masks; link a capability (no ID check). */
+void vfpm_pcicfg_define_reg(struct vfpm_pcicfg *cfg, unsigned int off, unsigned int size,
+			    uint32_t value, uint32_t wmask, uint32_t w1c);
+int vfpm_pcicfg_link_cap(struct vfpm_pcicfg *cfg, uint8_t cap_id, unsigned int len,
+			 uint16_t *offset);
 
 /* Guest side: masked, with register side effects.  events may be NULL. */
 int vfpm_pcicfg_guest_read(const struct vfpm_pcicfg *cfg, uint64_t offset,

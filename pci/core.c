@@ -7,6 +7,7 @@
 #include "pci_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +57,9 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 
 		if (bar->type == VFPM_PCI_BAR_NONE)
 			continue;
-		if (bar->mappable && (bar->type == VFPM_PCI_BAR_IO ||
-				      bar->size % (uint64_t)sysconf(_SC_PAGESIZE))) {
-			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u cannot be mappable: %s", pdev->name, i,
-				  bar->type == VFPM_PCI_BAR_IO ? "an I/O BAR" :
-				  "its size is not a multiple of the page size");
-			return -EINVAL;
-		}
+		err = pci_bar_check_desc(pdev, i);
+		if (err)
+			return err;
 		err = vfpm_pcicfg_set_bar(&pdev->cfg, i, &cbar);
 		if (err)
 			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u refused (%s): the size must be a power "
@@ -98,6 +95,8 @@ static int pci_build_config(struct vfpm_pci_dev *pdev)
 
 		err = vfpm_pcicfg_add_pcie_cap(&pdev->cfg, &pcie, NULL);
 	}
+	if (!err)
+		err = pci_caps_build(pdev);
 	return err;
 }
 
@@ -212,35 +211,62 @@ static int pci_ioctl_get_info(struct vfpm_pci_dev *pdev, struct vfpm_ubuf *arg)
 	return vfpm_ubuf_write(arg, 0, &info, minsz);
 }
 
-/* The sparse mmap capability of a BAR holding the MSI-X table: everything but the table. */
+/*
+ * The areas of a BAR the user may mmap: its memory areas, less the pages of
+ * the MSI-X table (the VMM's to emulate).  Returns how many.
+ */
+static unsigned int pci_bar_mmap_areas(struct vfpm_pci_dev *pdev, unsigned int index,
+				       struct vfio_region_sparse_mmap_area *areas)
+{
+	const struct pci_bar *bar = &pdev->bars[index];
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), table_end = 0;
+	unsigned int n = 0;
+
+	if (pdev->msix_table_size && index == pdev->desc.msix_bar)
+		table_end = (pdev->msix_table_size + page - 1) & ~(page - 1);
+	for (unsigned int i = 0; i < bar->nr_areas; i++) {
+		uint64_t start = bar->areas[i].offset, end = start + bar->areas[i].size;
+
+		if (start < table_end)
+			start = table_end;
+		if (start < end)
+			areas[n++] = (struct vfio_region_sparse_mmap_area){ start, end - start };
+	}
+	return n;
+}
+
+/*
+ * The sparse mmap capability, for a BAR whose mmap-able part is not the
+ * whole BAR (mixed trapped and mapped areas, or the MSI-X table inside).
+ */
 static int pci_region_sparse_cap(struct vfpm_pci_dev *pdev, unsigned int index,
 				 struct vfio_region_info *info, struct vfpm_ubuf *arg)
 {
-	uint8_t cap[sizeof(struct vfio_region_info_cap_sparse_mmap) +
-		    sizeof(struct vfio_region_sparse_mmap_area)] = { 0 };
+	struct vfio_region_sparse_mmap_area areas[VFPM_PCI_BAR_AREAS_MAX];
 	struct vfio_region_info_cap_sparse_mmap hdr = {
 		.header = { .id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1 },
 	};
-	struct vfio_region_sparse_mmap_area area = { 0 };
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t start = (pdev->msix_table_size + page - 1) & ~(page - 1);
+	size_t size;
+	int err;
 
-	if (start < pdev->bars[index].desc.size) {
-		hdr.nr_areas = 1;
-		area.offset = start;
-		area.size = pdev->bars[index].desc.size - start;
-	}
-	memcpy(cap, &hdr, sizeof(hdr));
-	memcpy(cap + sizeof(hdr), &area, sizeof(area));
+	hdr.nr_areas = pci_bar_mmap_areas(pdev, index, areas);
+	if (hdr.nr_areas == 1 && areas[0].offset == 0 &&
+	    areas[0].size == pdev->bars[index].desc.size)
+		return 0;	/* the whole BAR: no capability, as vfio-pci */
+	size = sizeof(hdr) + hdr.nr_areas * sizeof(areas[0]);
 	info->flags |= VFIO_REGION_INFO_FLAG_CAPS;
-	if (info->argsz < sizeof(*info) + sizeof(cap)) {
+	if (info->argsz < sizeof(*info) + size) {
 		/* Tell the user how much room the capability needs. */
-		info->argsz = sizeof(*info) + sizeof(cap);
+		info->argsz = (uint32_t)(sizeof(*info) + size);
 		info->cap_offset = 0;
 		return 0;
 	}
 	info->cap_offset = sizeof(*info);
-	return vfpm_ubuf_write(arg, sizeof(*info), cap, sizeof(cap));
+	err = vfpm_ubuf_write(arg, sizeof(*info), &hdr, sizeof(hdr));
+	if (!err && hdr.nr_areas)
+		err = vfpm_ubuf_write(arg, sizeof(*info) + sizeof(hdr), areas,
+				      hdr.nr_areas * sizeof(areas[0]));
+	return err;
 }
 
 static int pci_ioctl_get_region_info(struct vfpm_pci_dev *pdev, struct vfpm_ubuf *arg,
@@ -273,14 +299,13 @@ static int pci_ioctl_get_region_info(struct vfpm_pci_dev *pdev, struct vfpm_ubuf
 			/* Hand out a file of the right size, whatever a client did to it. */
 			pci_bars_repair(pdev);
 			info.flags |= VFIO_REGION_INFO_FLAG_MMAP;
-			if (pdev->msix_table_size && info.index == pdev->desc.msix_bar)
-				err = pci_region_sparse_cap(pdev, info.index, &info, arg);
+			err = pci_region_sparse_cap(pdev, info.index, &info, arg);
 			if (!err && out) {
-				int fd = dup(bar->memfd);
+				int fd = fcntl(bar->memfd, F_DUPFD_CLOEXEC, 0);
 
 				if (fd < 0)
 					return -errno;
-				err = vfpm_fds_out_add(out, fd);
+				err = vfpm_fds_out_add_at(out, fd, bar->fd_offset);
 				if (err)
 					close(fd);
 			}
@@ -334,8 +359,16 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 	if (pos >= VFPM_PCICFG_SIZE || count > VFPM_PCICFG_SIZE - pos)
 		return -EFAULT;
 	if (!write) {
-		pthread_rwlock_rdlock(&pdev->memory_lock);
+		/* The model's read hooks may change what they read: one at a time. */
+		bool hooked = pci_caps_hooked(pdev, pos, count, false);
+
+		if (hooked)
+			pthread_rwlock_wrlock(&pdev->memory_lock);
+		else
+			pthread_rwlock_rdlock(&pdev->memory_lock);
 		err = vfpm_pcicfg_guest_read_buf(&pdev->cfg, pos, buf, count);
+		if (!err && hooked)
+			err = pci_caps_run_hooks(pdev, pos, buf, count, false);
 		pthread_rwlock_unlock(&pdev->memory_lock);
 		return err ? err : (ssize_t)count;
 	}
@@ -345,6 +378,13 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 	if (touches_pmcsr)
 		memcpy(saved, pdev->cfg.live, sizeof(saved));
 	err = vfpm_pcicfg_guest_write_buf(&pdev->cfg, pos, buf, count, &events);
+	if (!err && pci_caps_hooked(pdev, pos, count, true)) {
+		/* The model's write hooks see the bytes as the masks left them. */
+		uint8_t landed[VFPM_PCICFG_SIZE];
+
+		memcpy(landed, &pdev->cfg.live[pos], count);
+		err = pci_caps_run_hooks(pdev, pos, landed, count, true);
+	}
 	if (events & VFPM_PCICFG_EV_SOFT_RESET)
 		pci_restore_config_keeping_pmcsr(pdev, saved);
 	if (events & (VFPM_PCICFG_EV_COMMAND | VFPM_PCICFG_EV_POWER_STATE |
@@ -377,56 +417,88 @@ static bool pci_in_msix_table(struct vfpm_pci_dev *pdev, unsigned int bar, uint6
 	       offset < pdev->msix_table_size;
 }
 
+/*
+ * One piece of a BAR access, all trapped or all memory: bytes done or
+ * -errno.  Called with the memory lock held for reading; returns without
+ * it when *unlocked is set (the model's bar_rw runs unlocked).
+ */
+static ssize_t pci_bar_piece_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
+				unsigned int index, void *buf, size_t count, uint64_t pos,
+				bool write, bool *unlocked)
+{
+	struct pci_bar *bar = &pdev->bars[index];
+	bool memory = pci_bar_piece(bar, pos, &count);
+
+	if (pci_in_msix_table(pdev, index, pos)) {
+		/* The table is the VMM's to emulate: reads see ones, writes vanish. */
+		count = count < pdev->msix_table_size - pos ? count : pdev->msix_table_size - pos;
+		if (!write)
+			memset(buf, 0xff, count);
+		return (ssize_t)count;
+	}
+	if (memory && !bar->desc.trap_mapped) {
+		/* Under the lock: revocation moves these bytes. */
+		if (write)
+			memcpy((char *)bar->host + pos, buf, count);
+		else
+			memcpy(buf, (char *)bar->host + pos, count);
+		if (vfpm_memguard_faults(bar->guard)) {
+			/* A client truncated the memfd: this access touched lost pages. */
+			pthread_rwlock_unlock(&pdev->memory_lock);
+			*unlocked = true;
+			pci_bars_repair(pdev);
+			return -EIO;
+		}
+		return (ssize_t)count;
+	}
+	/*
+	 * A trapped access may take the model a long time: it runs without
+	 * the memory lock, so that low power entry or a config write on
+	 * another instance is not held up behind it.  The request's runtime
+	 * PM reference keeps the device awake.
+	 */
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	*unlocked = true;
+	if (!pdev->ops.bar_rw)
+		return -EINVAL;
+	return pdev->ops.bar_rw(pdev, inst, index, pos, buf, count, write);
+}
+
+/*
+ * A BAR access, split where it crosses between trapped registers, memory
+ * and the MSI-X table; a piece that fails ends it (what was done before it
+ * is reported, or the error when nothing was).
+ */
 static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, unsigned int index,
 			  void *buf, size_t count, uint64_t pos, bool write)
 {
 	struct pci_bar *bar = &pdev->bars[index];
 	bool is_mem = bar->desc.type != VFPM_PCI_BAR_IO;
-	ssize_t done;
+	size_t done = 0;
 
 	if (bar->desc.type == VFPM_PCI_BAR_NONE || pos >= bar->desc.size)
 		return -EINVAL;
 	if (count > bar->desc.size - pos)
 		count = bar->desc.size - pos;
 
-	pthread_rwlock_rdlock(&pdev->memory_lock);
-	if (is_mem && !pci_memory_enabled(pdev)) {
-		pthread_rwlock_unlock(&pdev->memory_lock);
-		return -EIO;
-	}
-	if (pci_in_msix_table(pdev, index, pos)) {
-		/* The table is the VMM's to emulate: reads see ones, writes vanish. */
-		count = count < pdev->msix_table_size - pos ? count : pdev->msix_table_size - pos;
-		if (!write)
-			memset(buf, 0xff, count);
-		done = (ssize_t)count;
-	} else if (bar->host) {
-		/* Under the lock: revocation moves these bytes. */
-		if (write)
-			memcpy((char *)bar->host + pos, buf, count);
-		else
-			memcpy(buf, (char *)bar->host + pos, count);
-		done = (ssize_t)count;
-		if (vfpm_memguard_faults(bar->guard)) {
-			/* A client truncated the memfd: this access touched lost pages. */
+	while (done < count) {
+		bool unlocked = false;
+		ssize_t n;
+
+		pthread_rwlock_rdlock(&pdev->memory_lock);
+		if (is_mem && !pci_memory_enabled(pdev)) {
 			pthread_rwlock_unlock(&pdev->memory_lock);
-			pci_bars_repair(pdev);
-			return -EIO;
+			return done ? (ssize_t)done : -EIO;
 		}
-	} else {
-		/*
-		 * A trapped access may take the model a long time: it runs
-		 * without the memory lock, so that low power entry or a config
-		 * write on another instance is not held up behind it.  The
-		 * request's runtime PM reference keeps the device awake.
-		 */
-		pthread_rwlock_unlock(&pdev->memory_lock);
-		if (!pdev->ops.bar_rw)
-			return -EINVAL;
-		return pdev->ops.bar_rw(pdev, inst, index, pos, buf, count, write);
+		n = pci_bar_piece_rw(pdev, inst, index, (char *)buf + done, count - done,
+				     pos + done, write, &unlocked);
+		if (!unlocked)
+			pthread_rwlock_unlock(&pdev->memory_lock);
+		if (n <= 0)
+			return done ? (ssize_t)done : (n ? n : -EIO);
+		done += (size_t)n;
 	}
-	pthread_rwlock_unlock(&pdev->memory_lock);
-	return done;
+	return (ssize_t)done;
 }
 
 static ssize_t pci_rw(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos,
@@ -698,17 +770,22 @@ static bool pci_bus_master(struct vfpm_pci_dev *pdev)
 	return cmd & PCI_COMMAND_MASTER;
 }
 
-static int pci_dma(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len, bool write)
+/* 0, or -EPERM: a function without Bus Master Enable issues no memory requests. */
+static int pci_dma_allowed(struct vfpm_pci_dev *pdev)
 {
 	static struct vfpm_ratelimit rl;
 
-	if (!pci_bus_master(pdev)) {
-		/* A function without Bus Master Enable issues no memory requests. */
-		vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: DMA refused: Bus Master Enable is off",
-			     pdev->name);
-		return -EPERM;
-	}
-	return vfpm_device_dma(pdev->vdev, iova, buf, len, write);
+	if (pci_bus_master(pdev))
+		return 0;
+	vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: DMA refused: Bus Master Enable is off", pdev->name);
+	return -EPERM;
+}
+
+static int pci_dma(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len, bool write)
+{
+	int err = pci_dma_allowed(pdev);
+
+	return err ? err : vfpm_device_dma(pdev->vdev, iova, buf, len, write);
 }
 
 int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len)
@@ -719,4 +796,37 @@ int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_
 int vfpm_pci_dma_write(struct vfpm_pci_dev *pdev, uint64_t iova, const void *buf, size_t len)
 {
 	return pci_dma(pdev, iova, (void *)buf, len, true);
+}
+
+int vfpm_pci_dma_map(struct vfpm_pci_dev *pdev, uint64_t iova, size_t len, int prot,
+		     struct iovec *iov, unsigned int max, struct vfpm_dma_sg *sg)
+{
+	struct vfpm_dma_hold *hold;
+	unsigned int nr;
+	int err;
+
+	if (!pdev || !sg)
+		return -EINVAL;
+	*sg = (struct vfpm_dma_sg){ .iov = iov };
+	if (!len || !iov || !prot || (prot & ~(PROT_READ | PROT_WRITE)))
+		return -EINVAL;
+	err = pci_dma_allowed(pdev);
+	if (!err)
+		err = vfpm_device_dma_map(pdev->vdev, iova, len, prot, iov, max, &nr, &hold);
+	if (err)
+		return err;
+	sg->nr_iov = nr;
+	sg->priv = hold;
+	return 0;
+}
+
+int vfpm_pci_dma_unmap(struct vfpm_pci_dev *pdev, struct vfpm_dma_sg *sg)
+{
+	struct vfpm_dma_hold *hold;
+
+	if (!pdev || !sg || !sg->priv)
+		return -EINVAL;
+	hold = sg->priv;
+	*sg = (struct vfpm_dma_sg){ 0 };
+	return vfpm_device_dma_unmap(pdev->vdev, hold);
 }

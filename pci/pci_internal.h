@@ -13,11 +13,24 @@
 
 struct pci_bar {
 	struct vfpm_pci_bar_desc desc;	/* immutable; type NONE for a MEM64's upper half */
+	/*
+	 * Immutable: the ranges backed by memory (desc.areas, or the whole BAR
+	 * when desc.mappable), in increasing order.  Accesses elsewhere trap.
+	 */
+	unsigned int nr_areas;
+	struct vfpm_pci_bar_area areas[VFPM_PCI_BAR_AREAS_MAX];
 	int memfd;			/* the user's mapping source, or -1 when trapped */
+	uint64_t fd_offset;		/* immutable: where the BAR starts in memfd */
 	void *host;			/* the model's view of a mappable BAR */
 	struct vfpm_memguard *guard;	/* immutable: host, whose file a client can shrink */
 	bool revoked;			/* memory_lock: memfd emptied, contents kept in host */
 	bool contents_lost;		/* memory_lock: revoked in place, host maps the empty file */
+};
+
+/* A capability of the model's own, where it landed. */
+struct pci_model_cap {
+	struct vfpm_pci_cap_desc desc;	/* immutable; data and wmask not kept */
+	uint16_t offset;
 };
 
 struct vfpm_pci_dev {
@@ -28,6 +41,8 @@ struct vfpm_pci_dev {
 	void *model;
 	char name[64];			/* for the log */
 	uint64_t msix_table_size;	/* bytes of the MSI-X table in desc.msix_bar, 0 without */
+	unsigned int nr_caps;		/* the model's own capabilities (desc.caps) */
+	struct pci_model_cap caps[VFPM_PCI_CAPS_MAX];
 
 	/*
 	 * The kernel's memory_lock: protects the configuration space (and
@@ -60,7 +75,14 @@ struct vfpm_pci_dev {
 };
 
 /* bars.c */
+/* Check a BAR's mappable areas and own fd, and note its areas (creation). */
+int pci_bar_check_desc(struct vfpm_pci_dev *pdev, unsigned int index);
 int pci_bars_init(struct vfpm_pci_dev *pdev);
+/*
+ * The part of [offset, offset + *count) at its start that is all memory
+ * (true) or all trapped (false); *count is cut to it.
+ */
+bool pci_bar_piece(const struct pci_bar *bar, uint64_t offset, size_t *count);
 void pci_bars_release(struct vfpm_pci_dev *pdev);
 /*
  * Revoke or restore the user's BAR mappings to match the state (memory_lock
@@ -78,6 +100,15 @@ void pci_bars_repair_locked(struct vfpm_pci_dev *pdev);
 void pci_bars_repair(struct vfpm_pci_dev *pdev);
 /* Memory BAR accesses allowed: memory enabled, D0 (memory_lock held). */
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
+
+/* caps.c */
+/* Add desc.caps to the space (creation); logs and fails on a bad one. */
+int pci_caps_build(struct vfpm_pci_dev *pdev);
+/* Does the range touch a capability with a read (write) hook? */
+bool pci_caps_hooked(struct vfpm_pci_dev *pdev, uint64_t pos, size_t count, bool write);
+/* Run those hooks over buf, the range's bytes (memory_lock held for writing). */
+int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, uint64_t pos, uint8_t *buf, size_t count,
+		       bool write);
 
 /* power.c */
 /*

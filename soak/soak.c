@@ -2,9 +2,10 @@
 /*
  * vfpm-soak: many clients against one server for a long time.
  *
- * The server runs in this process on the transport tests' device model,
- * which counts every access to its trapped BAR made while the device is not
- * ACTIVE.  Each client thread has its own connection and, for the whole run,
+ * The server runs in this process on the tests' device model (tests/model),
+ * which counts every broken promise of the core: an access to its trapped
+ * BARs made while the device is not ACTIVE or its backend stopped, a runtime
+ * callback out of turn.  Each client thread has its own connection and, for the whole run,
  * picks at random: valid requests (config and BAR accesses, info commands,
  * interrupts, POWER_STATUS), invalid ones (bad offsets, flags, feature
  * indexes, fd indexes, fds of the wrong kind, garbage on a raw connection),
@@ -12,7 +13,8 @@
  * arming, EXIT), pauses that let the device suspend, and reconnects.
  *
  * Invariants, checked throughout and at the end:
- *  - no device access while the device is not ACTIVE (the model's count);
+ *  - no device access while the device is not ACTIVE (the model's count of
+ *    violations);
  *  - every valid request succeeds, every invalid one fails with its errno;
  *  - every armed eventfd is signalled at most once per arming;
  *  - at the end, with every client gone: the device suspended, usage count
@@ -56,7 +58,7 @@ static const char *const op_names[OP_KINDS] = {
 
 struct soak {
 	const char *path;
-	struct tmodel *model;
+	struct test_model *model;
 	struct vfpm_server *srv;
 	atomic_bool stop;
 	atomic_ulong ops[OP_KINDS];
@@ -145,7 +147,7 @@ static void op_valid(struct client *cl)
 	case 0:
 		r = vfpm_client_region_read(cl->c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID,
 					    &vendor, 2);
-		EXPECT(cl, r == 2 && vendor == TM_VENDOR, "config read", r);
+		EXPECT(cl, r == 2 && vendor == TM_VENDOR_ID, "config read", r);
 		break;
 	case 1:
 		r = bar2_rw(cl, TM_REG_ID, &id, false);
@@ -355,6 +357,11 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The transport tests' device: BAR2's registers, BAR4 mappable, FLR. */
+static const struct tm_config model_config = {
+	.registers = true, .msix_mappable = true, .flr = true,
+};
+
 int main(int argc, char **argv)
 {
 	unsigned int seconds = 600, nclients = 16;
@@ -363,7 +370,7 @@ int main(int argc, char **argv)
 	pthread_t t[MAX_CLIENTS];
 	struct soak s = { .path = NULL };
 	struct vfpm_server_opts opts = {
-		.on_connect = tmodel_on_connect, .on_disconnect = tmodel_on_disconnect,
+		.on_connect = tm_on_connect, .on_disconnect = tm_on_disconnect,
 	};
 	char dir[] = "/tmp/vfpm-soak-XXXXXX", path[64];
 	struct vfpm_pm_dev *pm;
@@ -390,7 +397,7 @@ int main(int argc, char **argv)
 		return 2;
 	snprintf(path, sizeof(path), "%s/dev.sock", dir);
 	s.path = path;
-	if (tmodel_create(&s.model))
+	if (tm_create(&model_config, &s.model))
 		return 2;
 	opts.opaque = s.model;
 	pm = vfpm_pci_pm(s.model->pdev);
@@ -411,9 +418,9 @@ int main(int argc, char **argv)
 		pthread_create(&t[i], NULL, client_thread, &cl[i]);
 	while (now() - start < seconds) {
 		usleep(200000);
-		if (atomic_load(&s.model->bad_accesses) && !bad) {
+		if (atomic_load(&s.model->violations) && !bad) {
 			bad = 1;
-			fprintf(stderr, "soak: the device was accessed while not ACTIVE\n");
+			fprintf(stderr, "soak: the model saw a violation (above)\n");
 		}
 		/* Each client holds at most one reference at a time, plus the open one. */
 		int u = vfpm_pm_usage_count(pm);
@@ -449,10 +456,10 @@ int main(int argc, char **argv)
 	unsigned int open = vfpm_device_open_count(vfpm_pci_device(s.model->pdev));
 	unsigned int suspends = atomic_load(&s.model->suspends);
 	unsigned int resumes = atomic_load(&s.model->resumes);
-	unsigned int bad_accesses = atomic_load(&s.model->bad_accesses);
+	unsigned int violations = atomic_load(&s.model->violations);
 
 	vfpm_server_destroy(s.srv);
-	tmodel_destroy(s.model);
+	tm_destroy(s.model);
 	rmdir(dir);
 	fds_after = count_fds();
 
@@ -474,7 +481,8 @@ int main(int argc, char **argv)
 		printf("  [%s] " fmt "\n", c_ ? "ok" : "FAIL", __VA_ARGS__); \
 		ok &= c_; \
 	} while (0)
-	CHECK(bad_accesses == 0, "device accesses while not ACTIVE: %u", bad_accesses);
+	CHECK(violations == 0, "model violations (device touched while not ACTIVE): %u",
+	      violations);
 	CHECK(!bad_usage, "usage count within [0, clients + 1] throughout: %s",
 	      bad_usage ? "no" : "yes");
 	CHECK(atomic_load(&s.failures) == 0, "requests that did not behave: %lu",

@@ -130,10 +130,11 @@ static int cmd_get_region_info(struct vfpm_server_conn *conn, struct vfpm_msg *m
 	/*
 	 * The device core gives the kernel's offset into the device fd
 	 * (index << 40); over vfio-user every region comes with its own fd,
-	 * which maps the region from file offset 0, and region accesses name
-	 * the index, so the offset is 0 (sparse areas are relative to it).
+	 * and the offset is where the region starts in it (a model's own file
+	 * may hold it further in), which is where the client maps it from;
+	 * region accesses name the index, and sparse areas are relative to it.
 	 */
-	info->offset = 0;
+	info->offset = r->fds.count ? r->fds.offset[0] : 0;
 	if (r->fds.count > conn->peer.max_msg_fds) {
 		/* The client cannot take the fd, so it cannot mmap. */
 		for (unsigned int i = 0; i < r->fds.count; i++)

@@ -4,8 +4,9 @@
  * accesses device models make through it.
  *
  * A window the client backed with an fd is mmap'd at DMA_MAP and unmapped at
- * DMA_UNMAP or disconnect; the fd itself is closed as soon as it is mapped
- * (the mapping keeps the memory).  Windows without an fd are recorded (they
+ * DMA_UNMAP or disconnect, or when a model's last hold on it ends
+ * (server_dma_map.c); the fd itself is closed as soon as it is mapped (the
+ * mapping keeps the memory).  Windows without an fd are recorded (they
  * count towards max_dma_maps and overlap checks) and are reached with
  * VFIO_USER_DMA_READ / DMA_WRITE messages on the twin socket, when the client
  * asked for twin-socket mode in VERSION (-ENOTSUP otherwise).  The separate
@@ -33,14 +34,18 @@ int srv_dma_init(struct dma_table *t, uint32_t max)
 	return -pthread_rwlock_init(&t->lock, NULL);
 }
 
-/* Unmap a window (the table's write side held: no access is in progress). */
-static void region_unmap(struct dma_region *reg)
+/*
+ * Drop the table's part in a window (write side held: no copy is in
+ * progress): its mapping's reference, which owns the window's place in the
+ * budget, or that place itself.
+ */
+static void region_release(struct dma_region *reg)
 {
-	vfpm_memguard_remove(reg->guard);
-	reg->guard = NULL;
-	if (reg->map)
-		munmap(reg->map, reg->size);
-	reg->map = NULL;
+	if (reg->mapping)
+		srv_dma_mapping_put(reg->mapping);
+	else
+		srv_budget_put_dma_maps(1);
+	reg->mapping = NULL;
 }
 
 /* Unmap everything; the lock itself is destroyed with the connection. */
@@ -48,8 +53,7 @@ void srv_dma_destroy(struct dma_table *t)
 {
 	pthread_rwlock_wrlock(&t->lock);
 	for (unsigned int i = 0; i < t->count; i++)
-		region_unmap(&t->regions[i]);
-	srv_budget_put_dma_maps(t->count);
+		region_release(&t->regions[i]);
 	free(t->regions);
 	t->regions = NULL;
 	t->count = t->cap = 0;
@@ -171,23 +175,17 @@ int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 		goto out;
 	}
 	if (m->nfds) {
-		reg.map = mmap(NULL, req.size, prot, MAP_SHARED, m->fds[0], (off_t)req.offset);
-		if (reg.map == MAP_FAILED) {
-			reg.map = NULL;
-			err = -errno;
+		err = srv_dma_mapping_create(m->fds[0], req.offset, req.size, prot, &reg.mapping);
+		if (err) {
 			vfpm_logf_rl(&map_rl, VFPM_LOG_WARNING, "%s: DMA_MAP refused: cannot map "
 				     "the window's fd (%s)", conn->who, strerror(-err));
 			srv_budget_put_dma_maps(1);
 			goto out;
 		}
-		err = vfpm_memguard_add(reg.map, req.size, prot, &reg.guard);
 	}
-	if (!err)
-		err = table_insert(t, &reg);
-	if (err) {
-		region_unmap(&reg);
-		srv_budget_put_dma_maps(1);
-	}
+	err = table_insert(t, &reg);
+	if (err)
+		region_release(&reg);
 out:
 	pthread_rwlock_unlock(&t->lock);
 	/* The fd itself is closed with the message: the mapping keeps the memory. */
@@ -200,10 +198,9 @@ static void table_remove(struct dma_table *t, unsigned int i, unsigned int j)
 	if (i == j)
 		return;	/* nothing, maybe not even a table (regions NULL) */
 	for (unsigned int k = i; k < j; k++)
-		region_unmap(&t->regions[k]);
+		region_release(&t->regions[k]);
 	memmove(&t->regions[i], &t->regions[j], (t->count - j) * sizeof(t->regions[0]));
 	t->count -= j - i;
-	srv_budget_put_dma_maps(j - i);
 }
 
 /*
@@ -237,7 +234,10 @@ int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_
 	if (!out)
 		return -ENOMEM;
 
-	/* Taking the write side waits for the model's accesses in progress. */
+	/*
+	 * Taking the write side waits for the model's copies in progress, not
+	 * for its holds: a held window's mapping outlives its table entry.
+	 */
 	pthread_rwlock_wrlock(&t->lock);
 	if (req.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
 		table_remove(t, 0, t->count);
@@ -533,13 +533,22 @@ static int main_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *b
  * The client shrank the file behind a window: its pages read as zeros (the
  * guard), so every access to it fails from now on.  Logged once per window.
  */
-static int dma_window_lost(struct vfpm_server_conn *conn, struct dma_region *reg)
+int srv_dma_window_lost(struct vfpm_server_conn *conn, struct dma_region *reg)
 {
 	if (!atomic_exchange(&reg->loss_logged, true))
 		vfpm_logf(VFPM_LOG_WARNING, "%s: the file behind DMA window [%#" PRIx64 ", %#" PRIx64
 			  ") was truncated by the client; DMA to it fails with EFAULT until it is "
 			  "unmapped", conn->who, reg->addr, reg->addr + reg->size);
 	return -EFAULT;
+}
+
+struct dma_region *srv_dma_find(const struct dma_table *t, uint64_t addr)
+{
+	unsigned int i = first_ending_after(t, addr);
+
+	if (i >= t->count || t->regions[i].addr > addr)
+		return NULL;
+	return &t->regions[i];
 }
 
 /*
@@ -553,28 +562,28 @@ static int dma_walk(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *buf, 
 	struct dma_table *t = &conn->dma;
 
 	while (len) {
-		unsigned int i = first_ending_after(t, addr);
-		const struct dma_region *reg;
+		struct dma_region *reg = srv_dma_find(t, addr);
+		const struct dma_mapping *mapping;
 		uint64_t off, n;
 		int err = 0;
 
-		if (i >= t->count || t->regions[i].addr > addr)
+		if (!reg)
 			return -EFAULT;
-		reg = &t->regions[i];
 		if (!(reg->flags & need))
 			return -EACCES;
+		mapping = reg->mapping;
 		off = addr - reg->addr;
 		n = reg->size - off < len ? reg->size - off : len;
-		if (buf && !reg->map && conn->dma_sock >= 0)
+		if (buf && !mapping && conn->dma_sock >= 0)
 			err = dma_messages(conn, addr, buf, n, write, twin_dma_one);
-		else if (buf && !reg->map)
+		else if (buf && !mapping)
 			err = dma_messages(conn, addr, buf, n, write, main_dma_one);
 		else if (buf && write)
-			memcpy((uint8_t *)reg->map + off, buf, n);
+			memcpy((uint8_t *)mapping->addr + off, buf, n);
 		else if (buf)
-			memcpy(buf, (const uint8_t *)reg->map + off, n);
-		if (!err && reg->guard && vfpm_memguard_faults(reg->guard))
-			err = dma_window_lost(conn, (struct dma_region *)reg);
+			memcpy(buf, (const uint8_t *)mapping->addr + off, n);
+		if (!err && mapping && vfpm_memguard_faults(mapping->guard))
+			err = srv_dma_window_lost(conn, reg);
 		if (err)
 			return err;
 		if (buf)
@@ -630,4 +639,6 @@ static int conn_dma_write(void *opaque, uint64_t iova, const void *buf, size_t l
 const struct vfpm_dma_ops srv_conn_dma_ops = {
 	.read = conn_dma_read,
 	.write = conn_dma_write,
+	.map = srv_conn_dma_map,
+	.release = srv_conn_dma_release,
 };

@@ -29,23 +29,39 @@
 /* Stack of a connection thread: requests run on it, models included. */
 #define SRV_CONN_STACK (1024u * 1024u)
 
+/*
+ * The mmap of a window's fd (server_dma_map.c), shared by the window's
+ * table entry and the model's holds on it (vfpm_pci_dma_map): the table
+ * holds one reference and each hold one.  The last one unmaps it, removes
+ * its guard and gives its place back to the process's DMA window budget,
+ * so a window a model holds still counts after the client unmapped it.
+ */
+struct dma_mapping {
+	atomic_uint refs;
+	void *addr;		/* immutable */
+	size_t size;		/* immutable */
+	/* addr is guarded: the client can shrink the file under it (base.h). */
+	struct vfpm_memguard *guard;	/* immutable */
+};
+
 /* One DMA_MAP window. */
 struct dma_region {
 	uint64_t addr;
 	uint64_t size;
 	uint64_t offset;	/* in the client's fd */
 	uint32_t flags;		/* VFIO_USER_DMA_F_* */
-	void *map;		/* the mmap of the client's fd, NULL when none was given */
-	/* map is guarded: the client can shrink the file under it (base.h). */
-	struct vfpm_memguard *guard;
+	struct dma_mapping *mapping;	/* the table's reference; NULL when no fd was given */
 	atomic_bool loss_logged;	/* a fault in it was reported */
 };
 
 struct dma_table {
 	/*
-	 * Protects regions and count.  Model accesses (vfpm_server_dma_*) hold
-	 * it for reading across the copy, so an unmap (write side) waits for
-	 * accesses in progress before it returns, as the specification asks.
+	 * Protects regions and count.  Model copies (vfpm_server_dma_*,
+	 * vfpm_pci_dma_read/write) hold it for reading across the copy, so an
+	 * unmap (write side) waits for copies in progress before it returns,
+	 * as the specification asks.  Holds (vfpm_pci_dma_map) take a
+	 * reference on the window's mapping instead and are not waited for:
+	 * a client must not be able to stall on a model, nor a model on it.
 	 */
 	pthread_rwlock_t lock;
 	struct dma_region *regions;	/* sorted by addr, never overlapping */
@@ -208,6 +224,21 @@ int srv_dma_map(struct vfpm_server_conn *conn, struct vfpm_msg *m);
 int srv_dma_unmap(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
 /* The DMA provider every connection's instance gets (opaque: the conn). */
 extern const struct vfpm_dma_ops srv_conn_dma_ops;
+/* The window holding addr, or NULL (read side held). */
+struct dma_region *srv_dma_find(const struct dma_table *t, uint64_t addr);
+/* The client shrank reg's file: log it (once) and return -EFAULT. */
+int srv_dma_window_lost(struct vfpm_server_conn *conn, struct dma_region *reg);
+
+/* Window mappings and holds on them (server_dma_map.c). */
+/* mmap [offset, offset + size) of fd with prot and guard it: one reference, the caller's. */
+int srv_dma_mapping_create(int fd, uint64_t offset, uint64_t size, int prot,
+			   struct dma_mapping **out);
+/* Drop a reference; the last one unmaps and puts one DMA window back in the budget. */
+void srv_dma_mapping_put(struct dma_mapping *m);
+/* The provider's map and release ops (struct vfpm_dma_ops). */
+int srv_conn_dma_map(void *opaque, uint64_t iova, size_t len, int prot, struct iovec *seg,
+		     void **hold);
+int srv_conn_dma_release(void *hold);
 /* Main-socket DMA: set up, end (wakes a waiter), and hand over a reply (the conn thread). */
 void srv_main_dma_init(struct vfpm_server_conn *conn);
 void srv_main_dma_destroy(struct vfpm_server_conn *conn);

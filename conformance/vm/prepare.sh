@@ -5,8 +5,9 @@
 #   - installs qemu-system-x86, busybox-static, cpio, gcc/libc6-dev when missing
 #   - downloads Debian's linux-image-6.1.0-N-amd64 (the one linux-image-amd64
 #     depends on, or $VFPM_VM_KPKG) with `apt-get download`, unpacks it with
-#     `dpkg -x` (never installs it) and keeps only the kernel and the VFIO
-#     modules (plus their dependencies, from each module's .modinfo)
+#     `dpkg -x` (never installs it) and keeps only the kernel, the VFIO
+#     modules and the NVMe driver's (nvme, nvme-core; for the interop guest),
+#     each set with its dependencies from each module's .modinfo
 #   - extracts the uncompressed vmlinux from the bzImage, for a PVH boot
 #   - builds the base initramfs: busybox, the modules, /init
 #   - builds the static probe program (probe.c)
@@ -78,8 +79,15 @@ fi
 [[ $kpkg =~ ^linux-image-(6\.1\.0-[0-9]+-amd64)$ ]] || die "unexpected kernel package '$kpkg'"
 kver=${BASH_REMATCH[1]}
 kdir=$cache/$kver
+# The module sets the VM gets, each with its dependencies in load order:
+# vfio in modules/ (/lib/modules/ in the initramfs, loaded by init.sh), nvme
+# in modules/nvme/ (/lib/modules/nvme/, loaded only by the interop guest's
+# NVMe case). .done records them, so a changed list unpacks the kernel again.
+vfio_mods=(irqbypass vfio vfio_virqfd vfio_iommu_type1 vfio-pci-core vfio-pci)
+nvme_mods=(nvme-core nvme)
+want_done="vfio=${vfio_mods[*]} nvme=${nvme_mods[*]}"
 
-if [[ ! -f $kdir/.done ]]; then
+if [[ ! -f $kdir/.done || $(cat "$kdir/.done") != "$want_done" ]]; then
     rm -rf "$kdir"; mkdir -p "$kdir/deb"
     log "apt-get download $kpkg"
     dl() { ( cd "$kdir/deb" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >&2 ); }
@@ -118,22 +126,34 @@ if [[ ! -f $kdir/.done ]]; then
         for d in "${deps[@]}"; do [[ -n $d ]] && visit "$d"; done
         order+=("$p")
     }
-    for m in irqbypass vfio vfio_virqfd vfio_iommu_type1 vfio-pci-core vfio-pci; do visit "$m"; done
-    mkdir -p "$kdir/modules"
-    : > "$kdir/modules/order"
-    for p in "${order[@]}"; do
-        b=$(basename "$p"); b=${b%%.ko*}
-        case $p in
-            *.ko.xz)  xz -dc "$p" > "$kdir/modules/$b.ko" ;;
-            *.ko.zst) zstd -dcq "$p" > "$kdir/modules/$b.ko" ;;
-            *.ko.gz)  gzip -dc "$p" > "$kdir/modules/$b.ko" ;;
-            *)        cp "$p" "$kdir/modules/$b.ko" ;;
-        esac
-        echo "$b" >> "$kdir/modules/order"
-    done
-    log "modules: $(tr '\n' ' ' < "$kdir/modules/order")"
+    keep_set() {   # keep_set DIR MODULE...: DIR/*.ko and DIR/order, deps first
+        local out=$1 p b; shift
+        seen=() order=()
+        for m in "$@"; do visit "$m"; done
+        mkdir -p "$out"
+        : > "$out/order"
+        for p in "${order[@]}"; do
+            b=$(basename "$p"); b=${b%%.ko*}
+            case $p in
+                *.ko.xz)  xz -dc "$p" > "$out/$b.ko" ;;
+                *.ko.zst) zstd -dcq "$p" > "$out/$b.ko" ;;
+                *.ko.gz)  gzip -dc "$p" > "$out/$b.ko" ;;
+                *)        cp "$p" "$out/$b.ko" ;;
+            esac
+            echo "$b" >> "$out/order"
+        done
+        log "modules in ${out#"$kdir"/}: $(tr '\n' ' ' < "$out/order")"
+    }
+    keep_set "$kdir/modules" "${vfio_mods[@]}"
+    # CONFIG_BLK_DEV_NVME=y would leave nothing to load: an empty order.
+    if grep -q '^CONFIG_BLK_DEV_NVME=m' "$kdir/config"; then
+        keep_set "$kdir/modules/nvme" "${nvme_mods[@]}"
+    else
+        mkdir -p "$kdir/modules/nvme"; : > "$kdir/modules/nvme/order"
+        log "nvme is built into $kver (or absent): no modules to keep"
+    fi
     rm -rf "$tmp" "$kdir/deb"   # keep only what the VM needs (~75 MB)
-    touch "$kdir/.done"
+    echo "$want_done" > "$kdir/.done"
 fi
 echo "$kpkg" > "$cache/kpkg"
 
@@ -149,7 +169,8 @@ fi
 # ---------------------------------------------------------------- initramfs
 init_src=$here/init.sh
 base=$cache/base-$kver.cpio.gz
-stamp_in="$(sha256sum "$init_src" "$kdir/modules/order" /bin/busybox | sha256sum | cut -c1-16)"
+stamp_in="$(sha256sum "$init_src" "$kdir/modules/order" "$kdir/modules/nvme/order" /bin/busybox \
+    | sha256sum | cut -c1-16)"
 if [[ ! -f $base || $(cat "$base.stamp" 2>/dev/null) != "$stamp_in" ]]; then
     log "building base initramfs"
     r=$cache/rootfs.tmp
@@ -157,6 +178,9 @@ if [[ ! -f $base || $(cat "$base.stamp" 2>/dev/null) != "$stamp_in" ]]; then
     cp /bin/busybox "$r/bin/busybox"
     ln -s busybox "$r/bin/sh"
     cp "$kdir"/modules/*.ko "$kdir/modules/order" "$r/lib/modules/"
+    mkdir -p "$r/lib/modules/nvme"
+    cp "$kdir/modules/nvme/order" "$r/lib/modules/nvme/"
+    if [[ -s $kdir/modules/nvme/order ]]; then cp "$kdir"/modules/nvme/*.ko "$r/lib/modules/nvme/"; fi
     cp "$init_src" "$r/init"; chmod 755 "$r/init"
     ( cd "$r" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) \
         | gzip -1 > "$base.tmp"

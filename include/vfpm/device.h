@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <vfpm/pm.h>
 
@@ -85,10 +86,14 @@ VFPM_API int vfpm_eventfd_signal(int efd);
 #define VFPM_FDS_OUT_MAX 8
 struct vfpm_fds_out {
 	int fd[VFPM_FDS_OUT_MAX];	/* owned by the caller once returned */
+	/* Where the object starts in each fd (a region's mmap offset), usually 0. */
+	uint64_t offset[VFPM_FDS_OUT_MAX];
 	unsigned int count;
 };
 
 VFPM_API int vfpm_fds_out_add(struct vfpm_fds_out *out, int fd);
+/* The same, for an object that starts at offset in the fd. */
+VFPM_API int vfpm_fds_out_add_at(struct vfpm_fds_out *out, int fd, uint64_t offset);
 
 /* What a management query sees of a device's power state, without waking it. */
 struct vfpm_power_info {
@@ -169,14 +174,38 @@ struct vfpm_dma_ops {
 	/* Copy len bytes at iova: 0, or -errno (-EFAULT outside the user's memory). */
 	int (*read)(void *opaque, uint64_t iova, void *buf, size_t len);
 	int (*write)(void *opaque, uint64_t iova, const void *buf, size_t len);
+	/*
+	 * Optional, for zero-copy DMA (vfpm_device_dma_map): map in place the
+	 * start of [iova, iova + len), the part that lies in the one piece of
+	 * the user's memory (a DMA window) holding iova.  prot is what the
+	 * device will do (PROT_READ: read the user's memory, PROT_WRITE: write
+	 * it).  0 with seg set (where the part is in this process, and its
+	 * length, at most len) and *hold set to what release takes; the memory
+	 * stays valid until release, whatever the user does meanwhile.
+	 * -EOPNOTSUPP when that piece can only be copied: seg->iov_len still
+	 * says how long the part is, and the core bounces it through read and
+	 * write.  -EFAULT and -EACCES as read and write return them.
+	 */
+	int (*map)(void *opaque, uint64_t iova, size_t len, int prot, struct iovec *seg,
+		   void **hold);
+	/*
+	 * End a hold: 0, or -EFAULT when memory of it was lost while it was
+	 * held (a file the user shrank).  It takes no opaque: it may run after
+	 * the instance is closed.  Required with map.
+	 */
+	int (*release)(void *hold);
 };
-/* Give the instance a DMA provider; before its first request.  ops must outlive it. */
+/*
+ * Give the instance a DMA provider; before its first request.  ops must
+ * outlive the instance and every hold made through it (a static table).
+ */
 VFPM_API void vfpm_instance_set_dma(struct vfpm_instance *inst, const struct vfpm_dma_ops *ops,
 			   void *opaque);
 /*
  * The device DMAs through inst from now on (NULL: nowhere).  An instance
- * without a provider changes nothing.  Waits for DMA in progress.  Closing
- * the instance ends it too.
+ * without a provider changes nothing.  Waits for copies and maps in
+ * progress, not for holds (vfpm_device_dma_map).  Closing the instance
+ * ends it too.
  */
 VFPM_API void vfpm_device_set_dma_instance(struct vfpm_device *dev, struct vfpm_instance *inst);
 /*
@@ -186,6 +215,45 @@ VFPM_API void vfpm_device_set_dma_instance(struct vfpm_device *dev, struct vfpm_
  */
 VFPM_API
 int vfpm_device_dma(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len, bool write);
+
+/*
+ * Zero-copy DMA: make [iova, iova + len) of the user's memory (that of
+ * the DMA instance, as vfpm_device_dma) addressable as up to max iovecs,
+ * one per piece of memory the provider has (a DMA window), and hold it
+ * until vfpm_device_dma_unmap.  prot: PROT_READ and/or PROT_WRITE (from
+ * <sys/mman.h>), what the device will do.
+ *
+ * Pieces the provider maps in place (its map op) point into the user's
+ * memory.  The others are bounced: a buffer of the core's per piece (one
+ * for the whole range when the provider has no map op), filled through the
+ * provider's read at map time for PROT_READ, zeroed for PROT_WRITE alone,
+ * and written back whole through its write at unmap for PROT_WRITE (so
+ * write every byte of it, or map PROT_READ | PROT_WRITE).  The write-back
+ * goes to the instance the range came from, or fails with -EFAULT when it
+ * is closed.
+ *
+ * A hold pins nothing of the core's: switching the DMA instance, closing
+ * an instance and the user unmapping its memory go ahead meanwhile.
+ *
+ * 0 with iov[0 .. *nr_iov) filled and *hold set; -EINVAL for len 0, a bad
+ * prot or a NULL pointer; -ENOSPC when the range needs more than max
+ * iovecs; -ENOMEM; -EFAULT when no instance's memory is reachable or part
+ * of the range is outside it; -EACCES when a piece forbids prot; or the
+ * provider's error.  The whole range is checked before it is held.  With a
+ * provider without a map op, a range mapped PROT_WRITE alone is checked
+ * only when written back.
+ */
+struct vfpm_dma_hold;
+VFPM_API
+int vfpm_device_dma_map(struct vfpm_device *dev, uint64_t iova, size_t len, int prot,
+			struct iovec *iov, unsigned int max, unsigned int *nr_iov,
+			struct vfpm_dma_hold **hold);
+/*
+ * End a hold (and free it): bounced pieces are written back (PROT_WRITE),
+ * pieces mapped in place are released.  0, or the first error: the
+ * write-back's, or -EFAULT when memory of the range was lost while held.
+ */
+VFPM_API int vfpm_device_dma_unmap(struct vfpm_device *dev, struct vfpm_dma_hold *hold);
 
 /* A device ioctl (cmd from <linux/vfio.h>).  out may be NULL if no fds can come back. */
 VFPM_API

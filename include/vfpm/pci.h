@@ -82,6 +82,9 @@ struct vfpm_pci_bar_desc {
 	 * page-aligned.  The core takes a duplicate of fd at creation; the
 	 * model keeps its own.  Revoking the user's mappings truncates the
 	 * file to fd_offset, restoring grows it back (see docs/device-model.md).
+	 * The user receives a writable fd of the whole file: it can read,
+	 * write or truncate what lies before fd_offset too, so keep nothing
+	 * there that the user must not see or may not destroy.
 	 */
 	bool own_fd;
 	int fd;
@@ -126,8 +129,9 @@ struct vfpm_pci_cap_desc {
 	 * current bytes) before the user sees it; write is told the bytes
 	 * after the masked write landed.  Both run with the device active,
 	 * on the requesting connection's thread, under the core's
-	 * configuration lock: they must not call back into the core but for
-	 * vfpm_pci_cfg_raw_read/write.  0 or -errno (the access fails).
+	 * configuration lock (one hook at a time per device): they must not
+	 * call back into the core but for vfpm_pci_cfg_raw_read/write.  0 or
+	 * -errno: the access fails (a write's masked bytes stay written).
 	 */
 	int (*read)(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset, void *buf,
 		    unsigned int count);
@@ -229,6 +233,21 @@ VFPM_API void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar);
 VFPM_API void vfpm_pci_mem_lock(struct vfpm_pci_dev *pdev);
 VFPM_API void vfpm_pci_mem_unlock(struct vfpm_pci_dev *pdev);
 
+/*
+ * Where capability i of desc.caps sits in the configuration space (the
+ * offset of its header), or 0 when there is no such capability.
+ */
+VFPM_API unsigned int vfpm_pci_cap_offset(struct vfpm_pci_dev *pdev, unsigned int i);
+/*
+ * Raw configuration access for the model from its capability hooks (the
+ * configuration lock is held there): no masks, no side effects, no resume.
+ * Sizes 1, 2 or 4 within a dword.  0 or -EINVAL.
+ */
+VFPM_API int vfpm_pci_cfg_raw_read(struct vfpm_pci_dev *pdev, unsigned int offset,
+				   unsigned int size, uint32_t *value);
+VFPM_API int vfpm_pci_cfg_raw_write(struct vfpm_pci_dev *pdev, unsigned int offset,
+				    unsigned int size, uint32_t value);
+
 /* Low power state as the user requested it. */
 VFPM_API bool vfpm_pci_low_power_engaged(struct vfpm_pci_dev *pdev);
 /* Current PMCSR power state: 0 (D0) or 3 (D3hot). */
@@ -259,6 +278,48 @@ int vfpm_pci_host_cfg_write(struct vfpm_pci_dev *pdev, unsigned int offset, unsi
 VFPM_API int vfpm_pci_dma_read(struct vfpm_pci_dev *pdev, uint64_t iova, void *buf, size_t len);
 VFPM_API
 int vfpm_pci_dma_write(struct vfpm_pci_dev *pdev, uint64_t iova, const void *buf, size_t len);
+
+/*
+ * Zero-copy DMA: map len bytes of the user's memory at iova into the
+ * process, as up to max iovecs (one per DMA window the range crosses), and
+ * hold them until vfpm_pci_dma_unmap.  The rules of vfpm_pci_dma_read
+ * decide who may DMA and where.  prot is what the device will do:
+ * PROT_READ (read the user's memory), PROT_WRITE (write it), or both; the
+ * windows must allow it.
+ *
+ * A window the user shared by fd is mapped in place: the iovec points into
+ * the server's mapping of it.  A window without one (its DMA goes through
+ * messages) is bounced: the iovec points to a buffer of the core's, one
+ * per such window, filled from the user's memory at map time for
+ * PROT_READ (zeroed for PROT_WRITE alone) and written back whole at unmap
+ * for PROT_WRITE; so with PROT_WRITE alone, write every byte of it.
+ *
+ * A held range stays valid when the user unmaps its window or goes away:
+ * the memory is released at the last unmap (a bounced write-back then
+ * fails).  Unmapping a window does not wait for holds, so hold for one
+ * command, never across a runtime suspend.  A client can shrink a window's
+ * file, so accesses through the iovecs are guarded: a lost page reads as
+ * zeros (and takes writes nowhere), and unmap returns -EFAULT.  On the
+ * main socket, bounced windows have the -EDEADLK rule of vfpm_pci_dma_read
+ * (map and unmap from a thread of the model's own).
+ *
+ * 0 with sg filled, -ENOSPC when the range needs more than max iovecs,
+ * -EINVAL for a bad prot or len 0, -ENOMEM, or the errors of
+ * vfpm_pci_dma_read; the whole range is checked before it is held.
+ */
+struct vfpm_dma_sg {
+	struct iovec *iov;		/* the caller's array, filled by map */
+	unsigned int nr_iov;
+	void *priv;			/* the core's */
+};
+VFPM_API int vfpm_pci_dma_map(struct vfpm_pci_dev *pdev, uint64_t iova, size_t len, int prot,
+			      struct iovec *iov, unsigned int max, struct vfpm_dma_sg *sg);
+/*
+ * Release a mapping: 0, or -errno when a bounced write-back failed or a
+ * page was lost (-EFAULT).  sg is emptied either way.  Release every
+ * mapping before vfpm_pci_dev_destroy.
+ */
+VFPM_API int vfpm_pci_dma_unmap(struct vfpm_pci_dev *pdev, struct vfpm_dma_sg *sg);
 
 /* Interrupts raised by the model. */
 VFPM_API void vfpm_pci_intx_assert(struct vfpm_pci_dev *pdev);

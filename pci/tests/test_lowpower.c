@@ -23,7 +23,7 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
-#include "pci_test_model.h"
+#include "pci_test_util.h"
 
 #define FEATURE_HDR ((uint32_t)sizeof(struct vfio_device_feature))
 #define F_GET VFIO_DEVICE_FEATURE_GET
@@ -557,7 +557,7 @@ static void test_failed_resume_is_sticky_eio(void **state)
 	assert_int_equal(tm_set_memory(fx->inst, true), 0);
 	enter_and_suspend(fx);
 	accesses = atomic_load(&m->bar_accesses);
-	atomic_store(&m->resume_ret, -EIO);
+	atomic_store(&m->resume_error, -EIO);
 
 	assert_int_equal(tm_get_info(fx->inst, sizeof(struct vfio_device_info)), -EIO);
 	assert_int_equal(tm_get_info(fx->inst, sizeof(struct vfio_device_info)), -EIO);
@@ -567,7 +567,7 @@ static void test_failed_resume_is_sticky_eio(void **state)
 	assert_int_equal(tm_write(fx->inst, VFIO_PCI_BAR2_REGION_INDEX, 0, buf, sizeof(buf)), -EIO);
 
 	/* Sticky: a healthy backend does not clear the recorded error. */
-	atomic_store(&m->resume_ret, 0);
+	atomic_store(&m->resume_error, 0);
 	assert_int_equal(tm_get_info(fx->inst, sizeof(struct vfio_device_info)), -EIO);
 	assert_int_equal(tm_read(fx->inst, VFIO_PCI_CONFIG_REGION_INDEX, 0, buf, 4), -EIO);
 	assert_int_equal(vfpm_pci_host_cfg_read(m->pdev, PCI_VENDOR_ID, 2, &value), -EIO);

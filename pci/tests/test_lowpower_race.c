@@ -23,7 +23,7 @@
 
 #include <linux/vfio.h>
 
-#include "pci_test_model.h"
+#include "pci_test_util.h"
 
 #define ITERATIONS 1000
 #define READ_OFFSET 0x180
@@ -75,10 +75,10 @@ static void test_entry_waits_for_request_in_flight(void **state)
 		pthread_t thread;
 		int suspends = atomic_load(&m->suspends);
 
-		tm_slow_arm(m);
+		tm_read_gate_close(m);
 		assert_int_equal(pthread_create(&thread, NULL, reader_main, &r), 0);
-		if (tm_slow_wait_entered(m, TM_SOON_MS)) {
-			tm_slow_release(m);
+		if (tm_read_gate_wait(m, 1, TM_SOON_MS)) {
+			tm_read_gate_open(m);
 			pthread_join(thread, NULL);
 			fail_msg("iteration %d: the read never reached the model", i);
 		}
@@ -86,13 +86,13 @@ static void test_entry_waits_for_request_in_flight(void **state)
 		assert_int_equal(wakeup ? tm_entry_wakeup(second, efd, NULL) : tm_entry(second), 0);
 		/* The reader's request holds the device awake. */
 		if (!tm_stays_active(m, 0)) {
-			tm_slow_release(m);
+			tm_read_gate_open(m);
 			pthread_join(thread, NULL);
 			fail_msg("iteration %d: the device did not stay ACTIVE under a request", i);
 		}
 		assert_int_equal(atomic_load(&m->suspends), suspends);
 
-		tm_slow_release(m);
+		tm_read_gate_open(m);
 		assert_int_equal(pthread_join(thread, NULL), 0);
 		assert_int_equal(r.ret, READ_LEN);
 		for (int b = 0; b < READ_LEN; b++)

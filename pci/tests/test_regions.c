@@ -23,7 +23,7 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
-#include "pci_test_model.h"
+#include "pci_test_util.h"
 
 static int setup_open(void **state)
 {

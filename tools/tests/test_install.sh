@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libvfpm as a device author meets it: `meson install` into a staging dir,
-# then samples/counter built outside the tree with pkg-config alone, run
-# against the installed shared library, and the installed files checked.
+# then samples/counter and samples/doorbell built outside the tree with
+# pkg-config alone, run against the installed shared library, and the
+# installed files checked.
 #   test_install.sh BUILD SRC
 set -uo pipefail
 build=$1 src=$2
@@ -50,6 +51,17 @@ if [[ -n $pc && -n $so ]]; then
 		lib=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$stage/counter" | awk '/libvfpm/ { print $3 }')
 		[[ $lib == "$(dirname "$so")"/* ]] && ok "it links the installed libvfpm.so.0" ||
 			bad "it links '$lib'"
+	fi
+	# The guide's device: mixed BAR, vendor capability, DMA, polling that sleeps.
+	if "${cc[@]}" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror "$src/samples/doorbell/doorbell.c" \
+		"$src/samples/doorbell/check.c" $(pkg-config --cflags --libs vfpm) -o "$stage/doorbell" \
+		2>"$stage/cc.log"; then
+		ok "samples/doorbell builds with pkg-config alone"
+		out=$(LD_LIBRARY_PATH=$(dirname "$so") "$stage/doorbell" --check "$stage/doorbell.sock" 2>&1)
+		grep -q '^doorbell: all ok' <<<"$out" && ok "samples/doorbell runs on the installed library" ||
+			bad "samples/doorbell: $(grep -v ': ok ' <<<"$out")"
+	else
+		bad "samples/doorbell does not build: $(head -n 5 "$stage/cc.log")"
 	fi
 fi
 echo "$pass passed, $fail failed"

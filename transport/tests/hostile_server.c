@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 	struct vfpm_transport_limits lim = { 0 };
 	struct vfpm_server_opts opts = { 0 }, topts;
 	struct vfpm_server *srv[3];
-	struct tmodel *a, *b;
+	const struct tm_config config = { .registers = true, .msix_mappable = true, .flr = true };
+	struct test_model *a, *b;
 	struct vfpm_pci_dev *p;
 	struct vfpm_poller_opts popts;
 	char backend[256], ready[256];
@@ -80,13 +81,13 @@ int main(int argc, char **argv)
 
 	snprintf(backend, sizeof(backend), "%s/p.backend", argv[1]);
 	popts = (struct vfpm_poller_opts){ .backend_path = backend };
-	if (tmodel_create(&a) || tmodel_create(&b) || vfpm_poller_create(&popts, &p)) {
+	if (tm_create(&config, &a) || tm_create(&config, &b) || vfpm_poller_create(&popts, &p)) {
 		fprintf(stderr, "hostile-server: cannot create the devices\n");
 		return 2;
 	}
 	topts = opts;
-	topts.on_connect = tmodel_on_connect;
-	topts.on_disconnect = tmodel_on_disconnect;
+	topts.on_connect = tm_on_connect;
+	topts.on_disconnect = tm_on_disconnect;
 	topts.opaque = a;
 	srv[0] = serve(a->pdev, argv[1], "a.sock", &topts);
 	topts.opaque = b;
@@ -101,8 +102,8 @@ int main(int argc, char **argv)
 
 	for (int i = 0; i < 3; i++)
 		vfpm_server_destroy(srv[i]);
-	tmodel_destroy(a);
-	tmodel_destroy(b);
+	tm_destroy(a);
+	tm_destroy(b);
 	vfpm_poller_destroy(p);
 	fprintf(stderr, "hostile-server: clean exit\n");
 	return 0;

@@ -107,7 +107,7 @@ static void test_other_uid_refused(void **state)
 {
 	struct afix *a = *state;
 	struct vfpm_pm_dev *pm = tfix_pm(a->f);
-	unsigned int resumes;
+	int resumes;
 	struct child ch;
 	int sock;
 

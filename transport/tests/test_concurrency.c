@@ -52,7 +52,7 @@ static void *worker_thread(void *arg)
 		uint32_t id = 0, v = w->id * 1000 + i;
 
 		check(sh, vfpm_client_region_read(w->c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID,
-						  &vendor, 2) == 2 && vendor == TM_VENDOR);
+						  &vendor, 2) == 2 && vendor == TM_VENDOR_ID);
 		check(sh, vfpm_client_region_read(w->c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_ID, &id,
 						  4) == 4 && id == TM_ID);
 		/* Each worker owns one word of BAR2 past the registers. */
@@ -110,7 +110,7 @@ static void test_eight_clients_toggling(void **state)
 
 	assert_int_equal(sh.failures, 0);
 	assert_true(sh.wake_signals <= sh.arms);
-	assert_int_equal(f->model->bad_accesses, 0);
+	assert_int_equal(f->model->violations, 0);
 	assert_false(vfpm_pci_low_power_engaged(f->model->pdev));
 
 	for (unsigned int i = 0; i <= WORKERS; i++)

@@ -458,8 +458,8 @@ static void test_region_read_write(void **state)
 
 	assert_int_equal(vfpm_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID,
 						 ids, sizeof(ids)), sizeof(ids));
-	assert_int_equal(ids[0], TM_VENDOR);
-	assert_int_equal(ids[1], TM_DEVICE);
+	assert_int_equal(ids[0], TM_VENDOR_ID);
+	assert_int_equal(ids[1], TM_DEVICE_ID);
 
 	/* Trapped BAR2 needs memory decoding, as a real BAR. */
 	assert_int_equal(vfpm_client_region_read(c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_ID, ids, 4),
@@ -503,7 +503,7 @@ static void test_reset(void **state)
 {
 	struct tfix *f = *state;
 	struct vfpm_client *c = tfix_connect(f);
-	unsigned int resets;
+	int resets;
 
 	t_enable_memory(c);
 	bar2_write(c, TM_REG_SCRATCH, 77);

@@ -30,72 +30,14 @@
 
 #include "fault_child.h"
 
-/* ---- the fault model: the test model's twin with callbacks that fail or wait ---- */
-
-struct fmodel {
-	struct vfpm_pci_dev *pdev;
-	atomic_int resume_error;	/* returned by runtime_resume when not 0 */
-	atomic_int suspend_error;	/* returned by runtime_suspend when not 0 */
-	atomic_uint bad_accesses;	/* device touched while not ACTIVE */
-	/* Protects the gate; cond signals its changes. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool resume_gate_closed;
-	unsigned int in_resume;		/* resumes waiting at the gate */
-};
-
-static void fm_check_active(struct fmodel *m)
-{
-	if (vfpm_pm_status(vfpm_pci_pm(m->pdev)) != VFPM_PM_ACTIVE)
-		atomic_fetch_add(&m->bad_accesses, 1);
-}
-
-static ssize_t fm_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
-			 unsigned int bar, uint64_t offset, void *buf, size_t count, bool write)
-{
-	fm_check_active(vfpm_pci_model(pdev));
-	if (!write)
-		memset(buf, 0x5a, count);
-	return (ssize_t)count;
-}
-
-static void fm_reset(struct vfpm_pci_dev *pdev)
-{
-	fm_check_active(vfpm_pci_model(pdev));
-}
-
-static int fm_runtime_suspend(struct vfpm_pci_dev *pdev)
-{
-	struct fmodel *m = vfpm_pci_model(pdev);
-
-	return atomic_load(&m->suspend_error);
-}
-
-static int fm_runtime_resume(struct vfpm_pci_dev *pdev)
-{
-	struct fmodel *m = vfpm_pci_model(pdev);
-
-	pthread_mutex_lock(&m->lock);
-	m->in_resume++;
-	pthread_cond_broadcast(&m->cond);
-	while (m->resume_gate_closed)
-		pthread_cond_wait(&m->cond, &m->lock);
-	m->in_resume--;
-	pthread_mutex_unlock(&m->lock);
-	return atomic_load(&m->resume_error);
-}
-
-static const struct vfpm_pci_model_ops fm_ops = {
-	.bar_rw = fm_bar_rw,
-	.reset = fm_reset,
-	.runtime_suspend = fm_runtime_suspend,
-	.runtime_resume = fm_runtime_resume,
-};
-
-/* A fault device served on its own socket, next to the fixture's test device. */
+/*
+ * A fault device served on its own socket, next to the fixture's test
+ * device: another test model, whose runtime callbacks the tests make fail
+ * (resume_error, suspend_error) or wait (the resume gate).
+ */
 struct ffix {
 	struct tfix *f;			/* the bystander device and its server */
-	struct fmodel m;
+	struct test_model *m;
 	struct vfpm_server *srv;
 	char path[160];
 	int baseline_fds;
@@ -104,23 +46,16 @@ struct ffix {
 static int ffix_setup(void **state)
 {
 	struct ffix *x = calloc(1, sizeof(*x));
-	struct vfpm_pci_desc desc = {
-		.vendor_id = 0x1b36, .device_id = 0x00f2, .class_code = 0xff0000,
-		.interrupt_pin = 1,
-		.bars = { [2] = { .type = VFPM_PCI_BAR_MEM32, .size = 4096 } },
-		.pm_cap = true, .msix_vectors = 0,
-	};
 
 	assert_non_null(x);
 	tfix_setup((void **)&x->f);
 	x->baseline_fds = t_count_fds();
-	pthread_mutex_init(&x->m.lock, NULL);
-	pthread_cond_init(&x->m.cond, NULL);
-	assert_int_equal(vfpm_pci_dev_create(&desc, &fm_ops, &x->m, &x->m.pdev), 0);
+	assert_int_equal(tm_create(NULL, &x->m), 0);
 	snprintf(x->path, sizeof(x->path), "%s/fault.sock", x->f->dir);
-	assert_int_equal(vfpm_server_create(vfpm_pci_device(x->m.pdev), x->path, NULL, &x->srv), 0);
+	assert_int_equal(vfpm_server_create(vfpm_pci_device(x->m->pdev), x->path, NULL, &x->srv),
+			 0);
 	assert_int_equal(vfpm_server_start(x->srv), 0);
-	assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(x->m.pdev), VFPM_PM_SUSPENDED,
+	assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(x->m->pdev), VFPM_PM_SUSPENDED,
 					     T_TIMEOUT_MS), 0);
 	*state = x;
 	return 0;
@@ -128,7 +63,7 @@ static int ffix_setup(void **state)
 
 static struct vfpm_pm_dev *fpm(struct ffix *x)
 {
-	return vfpm_pci_pm(x->m.pdev);
+	return vfpm_pci_pm(x->m->pdev);
 }
 
 static void fwait_status(struct ffix *x, enum vfpm_pm_status st)
@@ -144,7 +79,7 @@ static void fexpect_idle(struct ffix *x)
 	assert_int_equal(vfpm_server_wait_connections(x->srv, 0, T_TIMEOUT_MS), 0);
 	fwait_status(x, VFPM_PM_SUSPENDED);
 	assert_int_equal(vfpm_pm_usage_count(fpm(x)), 0);
-	assert_false(vfpm_pci_low_power_engaged(x->m.pdev));
+	assert_false(vfpm_pci_low_power_engaged(x->m->pdev));
 }
 
 static int ffix_teardown(void **state)
@@ -152,43 +87,12 @@ static int ffix_teardown(void **state)
 	struct ffix *x = *state;
 
 	vfpm_server_destroy(x->srv);
-	assert_int_equal(atomic_load(&x->m.bad_accesses), 0);
-	vfpm_pci_dev_destroy(x->m.pdev);
-	pthread_cond_destroy(&x->m.cond);
-	pthread_mutex_destroy(&x->m.lock);
+	assert_int_equal(atomic_load(&x->m->violations), 0);
+	tm_destroy(x->m);
 	assert_int_equal(t_count_fds(), x->baseline_fds);
 	tfix_teardown((void **)&x->f);
 	free(x);
 	return 0;
-}
-
-static void close_resume_gate(struct fmodel *m)
-{
-	pthread_mutex_lock(&m->lock);
-	m->resume_gate_closed = true;
-	pthread_mutex_unlock(&m->lock);
-}
-
-static void open_resume_gate(struct fmodel *m)
-{
-	pthread_mutex_lock(&m->lock);
-	m->resume_gate_closed = false;
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
-}
-
-static void wait_in_resume(struct fmodel *m, unsigned int n)
-{
-	struct timespec deadline;
-	int err = 0;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += T_TIMEOUT_MS / 1000;
-	pthread_mutex_lock(&m->lock);
-	while (m->in_resume != n && !err)
-		err = pthread_cond_timedwait(&m->cond, &m->lock, &deadline);
-	pthread_mutex_unlock(&m->lock);
-	assert_int_equal(m->in_resume, n);
 }
 
 static int read_config_word(struct vfpm_client *c, uint16_t *v)
@@ -220,7 +124,7 @@ static void test_resume_fails_sticky(void **state)
 	assert_int_equal(vfpm_client_low_power_entry(c), 0);
 	fwait_status(x, VFPM_PM_SUSPENDED);
 
-	atomic_store(&x->m.resume_error, -EIO);
+	atomic_store(&x->m->resume_error, -EIO);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(vfpm_client_get_info(c, &info), -EIO);
 		assert_int_equal(read_config_word(c, &v), -EIO);
@@ -228,7 +132,7 @@ static void test_resume_fails_sticky(void **state)
 	}
 	assert_true(vfpm_pm_runtime_error(fpm(x)) != 0);
 	/* Sticky: the callback would succeed now, the device still refuses. */
-	atomic_store(&x->m.resume_error, 0);
+	atomic_store(&x->m->resume_error, 0);
 	assert_int_equal(vfpm_client_get_info(c, &info), -EIO);
 	/* POWER_STATUS takes no reference: it still answers. */
 	assert_int_equal(vfpm_client_power_status(c, &st), 0);
@@ -266,14 +170,14 @@ static void test_close_with_sticky_error(void **state)
 	assert_int_equal(vfpm_client_connect(x->path, &c), 0);
 	assert_int_equal(vfpm_client_low_power_entry(c), 0);
 	fwait_status(x, VFPM_PM_SUSPENDED);
-	atomic_store(&x->m.resume_error, -EIO);
+	atomic_store(&x->m->resume_error, -EIO);
 	assert_int_equal(vfpm_client_get_info(c, &info), -EIO);
 	vfpm_client_close(c);
 	assert_int_equal(vfpm_server_wait_connections(x->srv, 0, T_TIMEOUT_MS), 0);
 	assert_int_equal(vfpm_pm_status(fpm(x)), VFPM_PM_SUSPENDED);
-	assert_int_equal(atomic_load(&x->m.bad_accesses), 0);
+	assert_int_equal(atomic_load(&x->m->violations), 0);
 	/* Recovered, the device serves a new client. */
-	atomic_store(&x->m.resume_error, 0);
+	atomic_store(&x->m->resume_error, 0);
 	assert_int_equal(vfpm_pm_set_suspended(fpm(x)), 0);
 	assert_int_equal(vfpm_client_connect(x->path, &c), 0);
 	assert_int_equal(vfpm_client_get_info(c, &info), 0);
@@ -290,14 +194,14 @@ static void test_suspend_fails_sticky(void **state)
 
 	assert_int_equal(vfpm_client_connect(x->path, &c), 0);
 	assert_int_equal(vfpm_client_get_info(c, &info), 0);
-	atomic_store(&x->m.suspend_error, -EIO);
+	atomic_store(&x->m->suspend_error, -EIO);
 	assert_int_equal(vfpm_client_low_power_entry(c), 0);
 	/* The suspend is attempted once the request is over; it fails and is recorded. */
 	for (int i = 0; i < T_TIMEOUT_MS / 10 && !vfpm_pm_runtime_error(fpm(x)); i++)
 		usleep(10000);
 	assert_int_equal(vfpm_pm_runtime_error(fpm(x)), -EIO);
 	assert_int_equal(vfpm_pm_status(fpm(x)), VFPM_PM_ACTIVE);
-	atomic_store(&x->m.suspend_error, 0);
+	atomic_store(&x->m->suspend_error, 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(vfpm_client_get_info(c, &info), -EIO);
 	t_check_client(other);
@@ -350,12 +254,12 @@ static void test_kill_mid_request(void **state)
 	int fds = t_count_fds();
 	struct child ch;
 
-	tmodel_close_gate(f->model);
+	tm_read_gate_close(f->model);
 	assert_int_equal(child_start(&ch, f->path, (uid_t)-1, false, step_slow_read, NULL), 0);
-	assert_int_equal(tmodel_wait_in_slow(f->model, 1, T_TIMEOUT_MS), 0);
+	assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
 	child_kill(&ch);
 	t_check_client(other);		/* served while the killed client's request waits */
-	tmodel_open_gate(f->model);
+	tm_read_gate_open(f->model);
 	tfix_wait_conns(f, 1);
 	assert_int_equal(t_count_fds(), fds);
 	t_check_client(other);
@@ -435,7 +339,7 @@ static int step_entry_with_wakeup(int sock, void *arg)
 static void test_kill_while_suspended(void **state)
 {
 	struct tfix *f = *state;
-	unsigned int resumes;
+	int resumes;
 	struct child ch;
 	int dummy;
 
@@ -495,13 +399,13 @@ static void test_kill_while_resuming(void **state)
 	assert_int_equal(child_start(&ch, x->path, (uid_t)-1, false, step_entry, NULL), 0);
 	fwait_status(x, VFPM_PM_SUSPENDED);
 
-	close_resume_gate(&x->m);
+	tm_resume_gate_close(x->m);
 	assert_int_equal(child_start(&waker, x->path, (uid_t)-1, false, step_get_info, NULL), 0);
-	wait_in_resume(&x->m, 1);
+	assert_int_equal(tm_resume_gate_wait(x->m, 1, T_TIMEOUT_MS), 0);
 	assert_int_equal(vfpm_pm_status(fpm(x)), VFPM_PM_RESUMING);
 	child_kill(&waker);
 	child_kill(&ch);
-	open_resume_gate(&x->m);
+	tm_resume_gate_open(x->m);
 	assert_int_equal(vfpm_server_wait_connections(x->srv, 1, T_TIMEOUT_MS), 0);
 	/* Low power is device-wide: it stays engaged for the remaining client. */
 	assert_int_equal(vfpm_client_get_info(c, &info), 0);
@@ -525,7 +429,7 @@ static void test_wakeup_eventfd_closed_by_client(void **state)
 	close(efd);
 	tfix_wait_status(f, VFPM_PM_SUSPENDED);
 	assert_int_equal(read_config_word(c, &v), 0);
-	assert_int_equal(v, TM_VENDOR);
+	assert_int_equal(v, TM_VENDOR_ID);
 	/* The wake disarmed: the server's copy of the eventfd is closed. */
 	assert_false(vfpm_pci_low_power_engaged(f->model->pdev));
 	assert_int_equal(vfpm_pm_status(tfix_pm(f)), VFPM_PM_ACTIVE);

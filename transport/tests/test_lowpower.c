@@ -32,7 +32,7 @@ static void test_entry_access_resuspends(void **state)
 {
 	struct tfix *f = *state;
 	struct vfpm_client *c = tfix_connect(f);
-	unsigned int resumes;
+	int resumes;
 
 	tfix_wait_status(f, VFPM_PM_ACTIVE);
 	assert_int_equal(vfpm_client_low_power_entry(c), 0);
@@ -41,7 +41,7 @@ static void test_entry_access_resuspends(void **state)
 	assert_true(f->model->suspends >= 1);
 
 	resumes = f->model->resumes;
-	assert_int_equal(read_vendor(c), TM_VENDOR);
+	assert_int_equal(read_vendor(c), TM_VENDOR_ID);
 	assert_int_equal(f->model->resumes, resumes + 1);
 	tfix_wait_status(f, VFPM_PM_SUSPENDED);
 
@@ -69,13 +69,13 @@ static void test_wakeup_eventfd(void **state)
 	tfix_wait_status(f, VFPM_PM_SUSPENDED);
 	assert_int_equal(t_eventfd_read(efd), 0);
 
-	assert_int_equal(read_vendor(c), TM_VENDOR);
+	assert_int_equal(read_vendor(c), TM_VENDOR_ID);
 	assert_int_equal(t_eventfd_read(efd), 1);
 	/* The wake disengaged low power and took the open reference back: it stays up. */
 	assert_false(vfpm_pci_low_power_engaged(f->model->pdev));
 	assert_int_equal(vfpm_pm_status(tfix_pm(f)), VFPM_PM_ACTIVE);
 	assert_true(vfpm_pm_usage_count(tfix_pm(f)) >= 1);
-	assert_int_equal(read_vendor(c), TM_VENDOR);
+	assert_int_equal(read_vendor(c), TM_VENDOR_ID);
 	assert_int_equal(t_eventfd_read(efd), 0);
 
 	/* EXIT after the wake is a no-op; the eventfd is not signalled again. */
@@ -140,7 +140,7 @@ static void test_wakeup_errors(void **state)
 	/* Index 1 of two: the second eventfd is the one armed. */
 	assert_int_equal(feature4(c, 1, 8, two, 2), 0);
 	tfix_wait_status(f, VFPM_PM_SUSPENDED);
-	assert_int_equal(read_vendor(c), TM_VENDOR);
+	assert_int_equal(read_vendor(c), TM_VENDOR_ID);
 	assert_int_equal(t_eventfd_read(efd2), 1);
 	assert_int_equal(t_eventfd_read(efd), 0);
 
@@ -158,7 +158,7 @@ static void test_disconnect_while_armed(void **state)
 	struct tfix *f = *state;
 	struct vfpm_client *c = tfix_connect(f);
 	int efd = t_eventfd();
-	unsigned int resumes;
+	int resumes;
 
 	assert_int_equal(vfpm_client_low_power_entry_with_wakeup(c, efd), 0);
 	tfix_wait_status(f, VFPM_PM_SUSPENDED);
@@ -189,7 +189,7 @@ static void test_power_status_does_not_wake(void **state)
 	struct vfpm_client *watcher, *c = tfix_connect(f);
 	struct vfpm_client_power st;
 	struct vfio_device_info info = { .argsz = sizeof(info) };
-	unsigned int resumes;
+	int resumes;
 	int efd = t_eventfd();
 
 	assert_int_equal(vfpm_client_low_power_entry_with_wakeup(c, efd), 0);
@@ -268,7 +268,7 @@ static void test_mmap_revoked_while_engaged(void **state)
 	struct vfio_region_info info;
 	volatile uint32_t *map;
 	uint32_t v = 0;
-	unsigned int resumes;
+	int resumes;
 	int fd;
 
 	t_enable_memory(c);
@@ -322,23 +322,23 @@ static void test_entry_during_request(void **state)
 	pthread_t t;
 
 	t_enable_memory(c1);
-	tmodel_close_gate(f->model);
+	tm_read_gate_close(f->model);
 	assert_int_equal(pthread_create(&t, NULL, slow_read_thread, &r), 0);
-	assert_int_equal(tmodel_wait_in_slow(f->model, 1, T_TIMEOUT_MS), 0);
+	assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
 
 	assert_int_equal(vfpm_client_low_power_entry(c2), 0);
 	assert_true(vfpm_pci_low_power_engaged(f->model->pdev));
 	assert_int_equal(vfpm_pm_status(tfix_pm(f)), VFPM_PM_ACTIVE);
 	/* Client 2 is not held up by client 1's request either. */
-	assert_int_equal(read_vendor(c2), TM_VENDOR);
+	assert_int_equal(read_vendor(c2), TM_VENDOR_ID);
 	assert_int_equal(vfpm_pm_status(tfix_pm(f)), VFPM_PM_ACTIVE);
 
-	tmodel_open_gate(f->model);
+	tm_read_gate_open(f->model);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(r.ret, 4);
 	assert_int_equal(r.value, TM_SLOW_VALUE);
 	tfix_wait_status(f, VFPM_PM_SUSPENDED);
-	assert_int_equal(f->model->bad_accesses, 0);
+	assert_int_equal(f->model->violations, 0);
 
 	vfpm_client_close(c1);
 	vfpm_client_close(c2);

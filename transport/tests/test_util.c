@@ -16,13 +16,18 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
+/* The device the transport tests serve: BAR2's registers, BAR4 mappable, FLR. */
+static const struct tm_config model_config = {
+	.registers = true, .msix_mappable = true, .flr = true,
+};
+
 int tfix_setup(void **state)
 {
 	struct tfix *f = calloc(1, sizeof(*f));
 	struct vfpm_server_opts opts = {
 		.max_msg_fds = T_MAX_FDS, .max_data_xfer_size = T_MAX_XFER,
 		.max_dma_maps = T_MAX_DMA_MAPS,
-		.on_connect = tmodel_on_connect, .on_disconnect = tmodel_on_disconnect,
+		.on_connect = tm_on_connect, .on_disconnect = tm_on_disconnect,
 	};
 
 	struct vfpm_transport_limits lim;
@@ -34,7 +39,7 @@ int tfix_setup(void **state)
 	strcpy(f->dir, "/tmp/vfpm-test-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/dev.sock", f->dir);
-	assert_int_equal(tmodel_create(&f->model), 0);
+	assert_int_equal(tm_create(&model_config, &f->model), 0);
 	opts.opaque = f->model;
 	assert_int_equal(vfpm_server_create(vfpm_pci_device(f->model->pdev), f->path, &opts,
 					    &f->srv), 0);
@@ -48,8 +53,8 @@ int tfix_teardown(void **state)
 	struct tfix *f = *state;
 
 	vfpm_server_destroy(f->srv);
-	assert_int_equal(f->model->bad_accesses, 0);
-	tmodel_destroy(f->model);
+	assert_int_equal(f->model->violations, 0);
+	tm_destroy(f->model);
 	rmdir(f->dir);
 	/* Every fd a test, its clients or the server opened is closed again. */
 	assert_int_equal(t_count_fds(), f->baseline_fds);
@@ -108,7 +113,7 @@ void t_check_client(struct vfpm_client *c)
 
 	assert_int_equal(vfpm_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID,
 						 &vendor, sizeof(vendor)), sizeof(vendor));
-	assert_int_equal(vendor, TM_VENDOR);
+	assert_int_equal(vendor, TM_VENDOR_ID);
 	assert_int_equal(vfpm_client_get_info(c, &info), 0);
 	assert_int_equal(info.num_regions, VFIO_PCI_NUM_REGIONS);
 }

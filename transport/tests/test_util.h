@@ -28,7 +28,7 @@
 struct tfix {
 	char dir[64];
 	char path[128];
-	struct tmodel *model;
+	struct test_model *model;
 	struct vfpm_server *srv;
 	int baseline_fds;
 };
