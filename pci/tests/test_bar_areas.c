@@ -33,7 +33,7 @@
 
 #include <vfpm/log.h>
 
-#include "pci_test_model.h"
+#include "pci_test_util.h"
 
 #define PAGE 0x1000u
 #define BAR0_SIZE 0x4000u

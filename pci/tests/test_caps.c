@@ -21,7 +21,7 @@
 
 #include <vfpm/log.h>
 
-#include "pci_test_model.h"
+#include "pci_test_util.h"
 
 /* What the model's hooks saw and do. */
 struct caps_model {

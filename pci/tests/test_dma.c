@@ -17,7 +17,7 @@
 
 #include <linux/pci_regs.h>
 
-#include "pci_test_model.h"
+#include "pci_test_util.h"
 
 #define MEM_BASE 0x10000u
 #define MEM_SIZE 0x2000u
