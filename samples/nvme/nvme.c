@@ -224,33 +224,6 @@ static void regs_write(struct nvme_ctrl *c, uint64_t offset, const uint8_t *buf,
 		nvme_irq_update_intx(c);
 }
 
-/* The doorbell page when the access is trapped (the library maps no areas). */
-static void doorbells_rw(struct nvme_ctrl *c, uint64_t offset, uint8_t *buf, size_t count,
-			 bool write)
-{
-	if (c->db_mapped)
-		vfpm_pci_mem_lock(c->pdev);
-	for (uint64_t reg = offset & ~3ull; reg < offset + count; reg += 4) {
-		uint32_t *db = &c->db_mem[reg / 4];
-		uint32_t v = le32toh(__atomic_load_n(db, __ATOMIC_ACQUIRE));
-
-		for (unsigned int b = 0; b < 4; b++) {
-			if (reg + b < offset || reg + b >= offset + count)
-				continue;
-			if (write) {
-				v &= ~(0xffu << (8 * b));
-				v |= (uint32_t)buf[reg + b - offset] << (8 * b);
-			} else {
-				buf[reg + b - offset] = (uint8_t)(v >> (8 * b));
-			}
-		}
-		if (write)
-			__atomic_store_n(db, htole32(v), __ATOMIC_RELEASE);
-	}
-	if (c->db_mapped)
-		vfpm_pci_mem_unlock(c->pdev);
-}
-
 static ssize_t nvme_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
 			   unsigned int bar, uint64_t offset, void *buf, size_t count, bool write)
 {
@@ -279,10 +252,8 @@ static ssize_t nvme_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst
 			else
 				regs_read(c, at, p + done, n);
 			pthread_mutex_unlock(&c->lock);
-		} else if (at < VFPM_NVME_DOORBELLS + NVME_PAGE_SIZE) {
-			doorbells_rw(c, at - VFPM_NVME_DOORBELLS, p + done, n, write);
 		} else if (!write) {
-			memset(p + done, 0, n);	/* reserved */
+			memset(p + done, 0, n);	/* reserved (the doorbells are memory) */
 		}
 		done += n;
 	}
@@ -296,9 +267,10 @@ static int nvme_probe(struct vfpm_pci_dev *pdev)
 	struct nvme_ctrl *c = vfpm_pci_model(pdev);
 	uint8_t *bar0 = vfpm_pci_bar_mem(pdev, 0);
 
+	if (!bar0)
+		return -ENODEV;	/* a library that maps no areas */
 	c->pdev = pdev;
-	c->db_mapped = bar0 != NULL;
-	c->db_mem = bar0 ? (uint32_t *)(bar0 + VFPM_NVME_DOORBELLS) : c->db_trapped;
+	c->db_mem = (uint32_t *)(bar0 + VFPM_NVME_DOORBELLS);
 	pthread_mutex_lock(&c->lock);
 	ctrl_power_on_locked(c);
 	pthread_mutex_unlock(&c->lock);

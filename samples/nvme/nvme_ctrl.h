@@ -118,9 +118,12 @@ struct nvme_ctrl {
 	char serial[20];		/* space-padded, not terminated */
 	uint8_t eui64[8], nguid[16], uuid[16];
 	uint64_t created_s;		/* CLOCK_MONOTONIC seconds, for power-on hours */
-	/* The doorbell page: BAR0's memory past the registers, or db_trapped. */
+	/*
+	 * The doorbell page: BAR0's memory after the registers, mapped by the
+	 * VMM; read under vfpm_pci_mem_lock with __atomic loads (the guest
+	 * writes it concurrently).  Set by probe.
+	 */
 	uint32_t *db_mem;
-	bool db_mapped;			/* db_mem is BAR memory: access under vfpm_pci_mem_lock */
 
 	/*
 	 * Protects the read-modify-write of the registers, the poller's
@@ -150,12 +153,6 @@ struct nvme_ctrl {
 	bool intx_asserted;
 	atomic_bool intx_mode;
 	atomic_bool intx_pending;
-
-	/*
-	 * Doorbells while the library traps the whole BAR (no mappable
-	 * areas); like db_mem, accessed with __atomic loads and stores only.
-	 */
-	uint32_t db_trapped[NVME_PAGE_SIZE / 4];
 
 	const char *_Atomic fatal_reason;
 	_Atomic uint64_t passes, commands, drained, suspends, resumes;

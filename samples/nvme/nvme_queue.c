@@ -27,16 +27,15 @@
 
 /* ---- doorbells ---- */
 
+/* The doorbell page is BAR memory: revocation moves it under the write side. */
 static void doorbells_lock(struct nvme_ctrl *c)
 {
-	if (c->db_mapped)
-		vfpm_pci_mem_lock(c->pdev);
+	vfpm_pci_mem_lock(c->pdev);
 }
 
 static void doorbells_unlock(struct nvme_ctrl *c)
 {
-	if (c->db_mapped)
-		vfpm_pci_mem_unlock(c->pdev);
+	vfpm_pci_mem_unlock(c->pdev);
 }
 
 void nvme_doorbell_clear(struct nvme_ctrl *c, unsigned int index)

@@ -116,6 +116,8 @@ int h_teardown(void **state)
 {
 	struct harness *h = *state;
 
+	if (h->db_map)
+		munmap((void *)h->db_map, 4096);
 	vfpm_client_close(h->c);
 	vfpm_server_destroy(h->srv);
 	vfpm_nvme_destroy(h->pdev);
@@ -211,6 +213,40 @@ void h_create_io_queues(struct harness *h)
 	assert_int_equal(h_cmd(h, &h->admin, &cmd, NULL), NVME_SC_SUCCESS);
 }
 
+void h_map_doorbells(struct harness *h)
+{
+	uint8_t buf[sizeof(struct vfio_region_info) + 64] = { 0 };
+	struct vfio_region_info *info = (struct vfio_region_info *)buf;
+	struct vfio_region_info_cap_sparse_mmap *cap;
+	void *map;
+	int fd = -1;
+
+	assert_int_equal(vfpm_client_get_region_info(h->c, VFIO_PCI_BAR0_REGION_INDEX, info,
+						     sizeof(buf), &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(info->size, VFPM_NVME_BAR0_SIZE);
+	assert_true(info->flags & VFIO_REGION_INFO_FLAG_MMAP);
+	assert_true(info->flags & VFIO_REGION_INFO_FLAG_CAPS);
+	cap = (struct vfio_region_info_cap_sparse_mmap *)(buf + info->cap_offset);
+	assert_int_equal(cap->header.id, VFIO_REGION_INFO_CAP_SPARSE_MMAP);
+	assert_int_equal(cap->nr_areas, 1);
+	assert_int_equal(cap->areas[0].offset, VFPM_NVME_DOORBELLS);
+	assert_int_equal(cap->areas[0].size, 4096);
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		   (off_t)(info->offset + cap->areas[0].offset));
+	close(fd);
+	assert_true(map != MAP_FAILED);
+	h->db_map = map;
+}
+
+static void doorbell_write(struct harness *h, unsigned int index, uint32_t v)
+{
+	if (h->db_map)
+		__atomic_store_n(&h->db_map[index], v, __ATOMIC_RELEASE);
+	else
+		h_reg_write32(h, VFPM_NVME_DOORBELLS + 4 * index, v);
+}
+
 /* ---- queues ---- */
 
 uint8_t *h_mem(struct harness *h, uint64_t off)
@@ -237,7 +273,7 @@ uint16_t h_submit(struct harness *h, struct hqueue *q, struct nvme_sqe *cmd, boo
 void h_ring(struct harness *h, struct hqueue *q)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	h_reg_write32(h, VFPM_NVME_DOORBELLS + 8 * q->qid, q->sq_tail);
+	doorbell_write(h, 2u * q->qid, q->sq_tail);
 }
 
 bool h_peek_cqe(struct harness *h, struct hqueue *q, int timeout_ms, struct nvme_cqe *cqe)
@@ -264,7 +300,7 @@ void h_consume(struct harness *h, struct hqueue *q, bool ring)
 	if (q->cq_head == 0)
 		q->phase = !q->phase;
 	if (ring)
-		h_reg_write32(h, VFPM_NVME_DOORBELLS + 8 * q->qid + 4, q->cq_head);
+		doorbell_write(h, 2u * q->qid + 1, q->cq_head);
 }
 
 void h_wait_cqe(struct harness *h, struct hqueue *q, struct nvme_cqe *cqe)

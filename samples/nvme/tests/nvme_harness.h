@@ -56,6 +56,8 @@ struct harness {
 	int msix_efd[VFPM_NVME_MSIX_VECTORS];
 	uint16_t next_cid;
 	struct hqueue admin, io;
+	/* The doorbell page mapped as a VMM maps it (NULL: rung with REGION_WRITE). */
+	volatile uint32_t *db_map;
 };
 
 /* cmocka setup / teardown (state: struct harness *); MSI-X eventfds installed. */
@@ -77,6 +79,11 @@ void h_disable(struct harness *h);
 /* Set Features (Number of Queues), Create I/O CQ 1 (vector 1) and SQ 1. */
 void h_create_io_queues(struct harness *h);
 
+/*
+ * Map BAR0's doorbell page from the fd GET_REGION_INFO hands out (its one
+ * sparse-mmap area, asserted); doorbells then go through the mapping.
+ */
+void h_map_doorbells(struct harness *h);
 uint8_t *h_mem(struct harness *h, uint64_t off);
 uint64_t h_iova(uint64_t off);
 

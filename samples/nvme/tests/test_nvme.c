@@ -931,6 +931,36 @@ static void test_d3hot(void **state)
 	write_read(h, 4, 512, h_iova(H_DATA), 0, 17);
 }
 
+/*
+ * The doorbells as a VMM rings them: through its mapping of the doorbell
+ * page, never reaching the socket.  Low power revokes the mapping; after it
+ * the same mapping works again.
+ */
+static void test_mapped_doorbells(void **state)
+{
+	struct harness *h = H(state);
+	struct vfpm_nvme_stats st;
+
+	h_map_doorbells(h);
+	h_enable(h);
+	h_create_io_queues(h);
+	write_read(h, 20, 4096, h_iova(H_DATA + 0x800), h_iova(H_DATA + 0x2000), 18);
+	for (unsigned int i = 0; i < 7; i++)
+		((uint64_t *)h_mem(h, H_PRP_LIST + 0x100))[i] = h_iova(H_DATA + 0x4000 + i * 0x1000);
+	write_read(h, 40, 32768, h_iova(H_DATA), h_iova(H_PRP_LIST + 0x100), 19);
+	/* Registers stay trapped: beyond the doorbell page, reserved space reads 0. */
+	assert_int_equal(h_reg32(h, 0x2000), 0);
+	assert_int_equal(h_reg32(h, VFPM_NVME_BAR0_SIZE - 4), 0);
+
+	assert_int_equal(vfpm_client_low_power_entry(h->c), 0);
+	h_wait_power(h, "suspended");
+	vfpm_nvme_get_stats(h->pdev, &st);
+	assert_false(st.polling);
+	assert_int_equal(vfpm_client_low_power_exit(h->c), 0);
+	h_wait_power(h, "active");
+	write_read(h, 60, 8192, h_iova(H_DATA), h_iova(H_DATA + 0x1000), 20);
+}
+
 /* ---- INTx ---- */
 
 static void test_intx(void **state)
@@ -988,6 +1018,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_function_reset, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_suspend, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_d3hot, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_mapped_doorbells, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_intx, h_setup_intx, h_teardown),
 	};
 
