@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 OUT=build-fuzz
 CC=${FUZZ_CC:-clang}
-TARGETS=(server feature config)
+TARGETS=(server feature config nvme)
 # -g -O1, as libFuzzer's documentation builds (at -O2 fewer edges to steer by).
 MESON_OPTS=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1
 	-Dwerror=true)
@@ -58,7 +58,7 @@ for t in "${TARGETS[@]}"; do
 	exe="$OUT/fuzz/fuzz_$t"
 	log="$OUT/fuzz_$t.log"
 	corpus="$OUT/corpus/$t"
-	mkdir -p "$corpus"
+	mkdir -p "$corpus" "$OUT/seeds/$t"	# fuzz_nvme has no seeds
 	crashes=0
 	# Every input that ever crashed a target stays a regression input.
 	if compgen -G "fuzz/regressions/$t/*" >/dev/null; then
