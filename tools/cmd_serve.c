@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "devices.h"
+#include "nvme_dev.h"
 #include <vfpm/log.h>
 #include <vfpm/transport.h>
 
@@ -19,15 +21,18 @@
 #define SERVE_MAX_UIDS 32
 
 static const char serve_usage[] =
-	"Usage: vfpm serve [--device KIND [--socket PATH] [--backend PATH]]... [OPTIONS]\n"
+	"Usage: vfpm serve [--device KIND [--socket PATH] [DEVICE OPTIONS]]... [OPTIONS]\n"
 	"\n"
 	"Serve sample devices, each on its own vfio-user socket, until SIGINT or SIGTERM.\n"
 	"\n"
-	"  --device KIND      memory, poller or optout; each --device starts a new device\n"
-	"                     (default: one memory device)\n"
+	"  --device KIND      memory, poller, optout or nvme; each --device starts a new\n"
+	"                     device (default: one memory device)\n"
 	"  --socket PATH      the device's vfio-user socket (default: vfpm-KIND-N.sock)\n"
 	"  --backend PATH     poller: the UNIX socket the device listens on for its\n"
 	"                     backend traffic (default: SOCKET.backend)\n"
+	"  --backing FILE     nvme (required): the namespace, a file or a block device,\n"
+	"                     its size rounded down to the block size\n"
+	"  --block-size N     nvme: the logical block size, 512 (default) or 4096\n"
 	"  --mode OCTAL       permissions of the socket files (default: 0600)\n"
 	"  --allow-uid UID    serve only clients running as this uid (a number or a user\n"
 	"                     name; repeatable); others are disconnected before the\n"
@@ -59,6 +64,8 @@ struct serve_device {
 	const char *kind;
 	const char *socket;
 	const char *backend;
+	const char *backing;		/* nvme */
+	unsigned int block_size;	/* nvme; 0: 512 */
 	char socket_buf[64], backend_buf[256];
 	struct vfpm_pci_dev *pdev;
 	struct vfpm_server *srv;
@@ -145,6 +152,7 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 		unsigned int *field = serve_limit_field(opt, opts, lim, &max);
 
 		if (strcmp(opt, "--device") && strcmp(opt, "--socket") && strcmp(opt, "--backend") &&
+		    strcmp(opt, "--backing") && strcmp(opt, "--block-size") &&
 		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file") && strcmp(opt, "--allow-uid") &&
 		    strcmp(opt, "--log-level") && !field)
 			return cli_usage_error("serve", "unknown option '%s'", opt);
@@ -165,9 +173,10 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 			if (serve_parse_log_level(val, &lim->log_level))
 				return 1;
 		} else if (!strcmp(opt, "--device")) {
-			if (strcmp(val, "memory") && strcmp(val, "poller") && strcmp(val, "optout"))
+			if (strcmp(val, "memory") && strcmp(val, "poller") && strcmp(val, "optout") &&
+			    strcmp(val, "nvme"))
 				return cli_usage_error("serve", "unknown device kind '%s' "
-						       "(memory, poller or optout)", val);
+						       "(memory, poller, optout or nvme)", val);
 			if (*ndev == SERVE_MAX_DEVICES)
 				return cli_usage_error("serve", "at most %d devices", SERVE_MAX_DEVICES);
 			cur = &devs[(*ndev)++];
@@ -196,8 +205,15 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 			}
 			if (!strcmp(opt, "--socket"))
 				cur->socket = val;
-			else
+			else if (!strcmp(opt, "--backend"))
 				cur->backend = val;
+			else if (!strcmp(opt, "--backing"))
+				cur->backing = val;
+			else if (!strcmp(val, "512") || !strcmp(val, "4096"))
+				cur->block_size = (unsigned int)strtoul(val, NULL, 10);
+			else
+				return cli_usage_error("serve", "--block-size wants 512 or 4096, not '%s'",
+						       val);
 		}
 	}
 	if (*ndev == 0)
@@ -211,6 +227,11 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 		}
 		if (d->backend && strcmp(d->kind, "poller"))
 			return cli_usage_error("serve", "--backend is for a poller device, not %s", d->kind);
+		if ((d->backing || d->block_size) && strcmp(d->kind, "nvme"))
+			return cli_usage_error("serve", "--%s is for an nvme device, not %s",
+					       d->backing ? "backing" : "block-size", d->kind);
+		if (!strcmp(d->kind, "nvme") && !d->backing)
+			return cli_usage_error("serve", "an nvme device needs --backing FILE");
 		if (!strcmp(d->kind, "poller") && !d->backend) {
 			snprintf(d->backend_buf, sizeof(d->backend_buf), "%s.backend", d->socket);
 			d->backend = d->backend_buf;
@@ -219,8 +240,35 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 	return 0;
 }
 
+/*
+ * The nvme device's backing file, told plainly when it will not do: 0, or
+ * the exit status after the message.
+ */
+static int serve_check_backing(const struct serve_device *d)
+{
+	unsigned int block = d->block_size ? d->block_size : 512;
+	struct stat st;
+
+	if (stat(d->backing, &st))
+		return cli_fail("serve", errno, "the nvme backing file %s", d->backing);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return cli_fail("serve", 0, "the nvme backing file %s is neither a regular file "
+				"nor a block device", d->backing);
+	if (S_ISREG(st.st_mode) && st.st_size < (off_t)block)
+		return cli_fail("serve", 0, "the nvme backing file %s is too small: %lld bytes, "
+				"less than one %u-byte block", d->backing, (long long)st.st_size,
+				block);
+	return 0;
+}
+
 static int serve_create_device(struct serve_device *d)
 {
+	if (!strcmp(d->kind, "nvme")) {
+		struct vfpm_nvme_opts opts = { .backing_path = d->backing,
+					       .block_size = d->block_size };
+
+		return vfpm_nvme_create(&opts, &d->pdev);
+	}
 	if (!strcmp(d->kind, "poller")) {
 		struct vfpm_poller_opts opts = { .backend_path = d->backend };
 
@@ -237,6 +285,8 @@ static void serve_destroy_device(struct serve_device *d)
 		return;
 	if (!strcmp(d->kind, "poller"))
 		vfpm_poller_destroy(d->pdev);
+	else if (!strcmp(d->kind, "nvme"))
+		vfpm_nvme_destroy(d->pdev);
 	else
 		vfpm_memdev_destroy(d->pdev);
 }
@@ -256,7 +306,11 @@ static int serve_start(struct serve_device *d, unsigned int n, int activated,
 {
 	int err;
 
+	if (d->backing && (err = serve_check_backing(d)))
+		return err;
 	err = serve_create_device(d);
+	if (err && d->backing)
+		return cli_fail("serve", err, "cannot create the nvme device on %s", d->backing);
 	if (err)
 		return cli_fail("serve", err, "cannot create the %s device%s%s", d->kind,
 				d->backend ? " with backend " : "", d->backend ? d->backend : "");
@@ -272,8 +326,9 @@ static int serve_start(struct serve_device *d, unsigned int n, int activated,
 	if ((int)n < activated)
 		printf("vfpm: %s device on activation fd %u\n", d->kind, 3 + n);
 	else
-		printf("vfpm: %s device on %s%s%s\n", d->kind, d->socket,
-		       d->backend ? ", backend " : "", d->backend ? d->backend : "");
+		printf("vfpm: %s device on %s%s%s%s%s\n", d->kind, d->socket,
+		       d->backend ? ", backend " : "", d->backend ? d->backend : "",
+		       d->backing ? ", backing " : "", d->backing ? d->backing : "");
 	return 0;
 }
 

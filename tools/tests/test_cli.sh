@@ -24,6 +24,24 @@ check "serve: bad mode" 1 "--mode wants an octal mode" -- "$VFPM" serve --mode 9
 check "serve: backend on a memory device" 1 "--backend is for a poller" -- "$VFPM" serve --device memory --backend x
 check "serve: socket in a missing directory" 2 "cannot serve the memory device on /nonexistent/x.sock" -- \
 	"$VFPM" serve --socket /nonexistent/x.sock
+check "serve: nvme without a backing file" 1 "an nvme device needs --backing FILE" -- \
+	"$VFPM" serve --device nvme --socket n.sock
+check "serve: nvme on a missing backing file" 2 "the nvme backing file /nonexistent/d.img: No such file" -- \
+	"$VFPM" serve --device nvme --backing /nonexistent/d.img --socket n.sock
+truncate -s 511 tiny.img
+check "serve: nvme on a backing file under one block" 2 \
+	"backing file tiny.img is too small: 511 bytes, less than one 512-byte block" -- \
+	"$VFPM" serve --device nvme --backing tiny.img --socket n.sock
+truncate -s 4095 tiny.img
+check "serve: nvme, 4 KiB blocks, a file under one" 2 "less than one 4096-byte block" -- \
+	"$VFPM" serve --device nvme --backing tiny.img --block-size 4096 --socket n.sock
+check "serve: nvme on a directory" 2 "neither a regular file nor a block device" -- \
+	"$VFPM" serve --device nvme --backing . --socket n.sock
+check "serve: bad block size" 1 "--block-size wants 512 or 4096, not '1024'" -- \
+	"$VFPM" serve --device nvme --backing tiny.img --block-size 1024
+check "serve: backing on a memory device" 1 "--backing is for an nvme device, not memory" -- \
+	"$VFPM" serve --device memory --backing tiny.img
+[ ! -e n.sock ] && ok "serve: no socket left by a failed nvme device" || bad "serve: n.sock left behind"
 
 # ---- serve: a memory and a poller device ----
 "$VFPM" serve --device memory --socket m.sock --device poller --socket p.sock --ready-file ready >serve.log 2>&1 &
@@ -91,6 +109,21 @@ done
 wait "$watch_pid"; rc=$?
 [ "$rc" = 0 ] && grep -q "wakeup 2 at" watch.log && ok "power watch: two wakeups" || \
 	bad "power watch: status $rc, $(cat watch.log)"
+
+# ---- serve: an nvme controller ----
+truncate -s 1M disk.img
+"$VFPM" serve --device nvme --backing disk.img --socket n.sock --block-size 4096 --ready-file nready \
+	>nserve.log 2>&1 &
+nserve_pid=$!; pids+=("$nserve_pid")
+if wait_for nready; then ok "serve: nvme ready"; else bad "serve: nvme ready (log: $(cat nserve.log))"; fi
+grep -q "nvme device on n.sock, backing disk.img" nserve.log && ok "serve: nvme says what it serves" ||
+	bad "serve: nvme log $(cat nserve.log)"
+check "info: nvme: class 010802, suspended while unused" 0 "^power: suspended" -- "$VFPM" info n.sock
+check "info: nvme: BAR0 with its doorbell page mapped" 0 "region 0 \(BAR0\): size 0x4000 .*mmap" -- \
+	"$VFPM" info n.sock
+check "info: nvme: MSI-X" 0 "irq 2 \(MSI-X\): 16 vectors" -- "$VFPM" info n.sock
+kill -TERM "$nserve_pid"; wait "$nserve_pid"; rc=$?
+[ "$rc" = 0 ] && [ ! -e n.sock ] && ok "serve: nvme stops on SIGTERM" || bad "serve: nvme exit $rc"
 
 # ---- shutdown ----
 kill -INT "$serve_pid"; wait "$serve_pid"; rc=$?
