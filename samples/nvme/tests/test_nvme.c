@@ -250,9 +250,9 @@ static void test_queue_checks(void **state)
 	h_enable(h);
 	h_create_io_queues(h);	/* 4 I/O queues granted; CQ 1, SQ 1 */
 #define CREATE_CQ(id, entries, dw11) ((struct nvme_sqe){ .opcode = NVME_ADMIN_CREATE_CQ, \
-	.prp1 = h_iova(H_SCRATCH), .cdw10 = ((entries) - 1) << 16 | (id), .cdw11 = (dw11) })
+	.prp1 = h_iova(H_SCRATCH), .cdw10 = (uint32_t)((entries) - 1) << 16 | (id), .cdw11 = (dw11) })
 #define CREATE_SQ(id, entries, cq) ((struct nvme_sqe){ .opcode = NVME_ADMIN_CREATE_SQ, \
-	.prp1 = h_iova(H_SCRATCH + 0x10000), .cdw10 = ((entries) - 1) << 16 | (id), \
+	.prp1 = h_iova(H_SCRATCH + 0x10000), .cdw10 = (uint32_t)((entries) - 1) << 16 | (id), \
 	.cdw11 = (uint32_t)(cq) << 16 | NVME_QUEUE_PC })
 	cmd = CREATE_CQ(0, 16, NVME_QUEUE_PC);
 	assert_int_equal(h_cmd(h, &h->admin, &cmd, NULL), NVME_SC_QID_INVALID);
