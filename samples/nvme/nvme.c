@@ -97,6 +97,7 @@ static void poller_start_locked(struct nvme_ctrl *c)
 		nvme_engine_fatal(c, "the poller thread could not be started");
 		return;
 	}
+	pthread_setname_np(c->poller.thread, "nvme-poller");
 	c->poller.started = true;
 }
 

@@ -329,7 +329,6 @@ static uint16_t set_features(struct nvme_ctrl *c, const struct nvme_sqe *cmd, ui
 									     : VFPM_NVME_MAX_IO_QUEUES);
 		feat->nr_io_cqs = (uint16_t)(ncqr < VFPM_NVME_MAX_IO_QUEUES ? ncqr + 1
 									     : VFPM_NVME_MAX_IO_QUEUES);
-		feat->nr_queues_set = true;
 		*dw0 = nr_queues_dw0(feat);
 		break;
 	}

@@ -75,7 +75,6 @@ struct nvme_features {
 	uint32_t err_recovery;
 	bool write_cache;
 	uint16_t nr_io_sqs, nr_io_cqs;	/* granted (1-based) */
-	bool nr_queues_set;
 	uint32_t irq_coalesce;
 	uint16_t irq_no_coalesce;	/* Interrupt Vector Configuration CD, bit per vector */
 	uint32_t write_atomic;

@@ -827,6 +827,23 @@ static void test_function_reset(void **state)
 	h_enable(h);
 	h_create_io_queues(h);
 	write_read(h, 3, 512, h_iova(H_DATA), 0, 15);
+
+	/* Function Level Reset, as a PCIe function has it: the same power-on state. */
+	{
+		unsigned int exp = h_find_cap(h, PCI_CAP_ID_EXP);
+
+		assert_true(exp != 0);
+		h_cfg_write16(h, exp + PCI_EXP_DEVCTL,
+			      (uint16_t)(h_cfg16(h, exp + PCI_EXP_DEVCTL) | PCI_EXP_DEVCTL_BCR_FLR));
+		vfpm_nvme_get_stats(h->pdev, &st);
+		assert_false(st.polling);
+		h_cfg_write16(h, PCI_COMMAND, cmd_reg);
+		assert_int_equal(h_reg32(h, NVME_REG_CSTS), 0);
+		assert_int_equal(h_reg32(h, NVME_REG_AQA), 0);
+		h_enable(h);
+		h_create_io_queues(h);
+		write_read(h, 4, 512, h_iova(H_DATA), 0, 21);
+	}
 }
 
 /* ---- power ---- */
