@@ -102,6 +102,22 @@ uint16_t h_cmd(struct harness *h, struct hqueue *q, struct nvme_sqe *cmd, uint32
 struct nvme_sqe h_identify(uint32_t cns, uint32_t nsid, uint64_t buf_off);
 struct nvme_sqe h_rw(uint8_t opcode, uint64_t slba, uint32_t nblocks, uint64_t prp1, uint64_t prp2);
 
+/* Pseudo-random bytes from a seed (the same seed, the same bytes). */
+void h_fill_pattern(uint8_t *p, size_t len, uint32_t seed);
+/* The backing file's bytes at a block, as the host would find them on disk. */
+void h_backing_read(struct harness *h, uint64_t lba, void *buf, size_t len);
+bool h_is_zero(const uint8_t *p, size_t len);
+/* The pieces of the host buffer that PRP1 / PRP2 describe (lists and chains followed). */
+unsigned int h_host_prps(struct harness *h, uint64_t prp1, uint64_t prp2, uint32_t len,
+			 uint64_t *addr, uint32_t *plen);
+/*
+ * Write len bytes at lba on the I/O queue from the host buffer these PRPs
+ * describe (filled with a pattern), check the backing file, read them back
+ * into a fresh buffer and compare (asserts).
+ */
+void h_write_read(struct harness *h, uint64_t lba, uint32_t len, uint64_t prp1, uint64_t prp2,
+		  uint32_t seed);
+
 /* An eventfd's counter (non-blocking; 0 when unsignalled), or wait for it. */
 uint64_t h_eventfd_read(int efd);
 bool h_eventfd_wait(int efd, int timeout_ms);
