@@ -101,6 +101,10 @@ void pci_bars_repair(struct vfpm_pci_dev *pdev);
 /* Memory BAR accesses allowed: memory enabled, D0 (memory_lock held). */
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
 
+/* dma.c */
+/* COMMAND.Bus Master Enable (takes memory_lock for reading). */
+bool pci_bus_master(struct vfpm_pci_dev *pdev);
+
 /* caps.c */
 /* Add desc.caps to the space (creation); logs and fails on a bad one. */
 int pci_caps_build(struct vfpm_pci_dev *pdev);
