@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/pci_regs.h>
@@ -158,6 +160,66 @@ static void test_mapped_doorbells(void **state)
 	h_write_read(h, 60, 8192, h_iova(H_DATA), h_iova(H_DATA + 0x1000), 20);
 }
 
+/*
+ * The wake case with the doorbell page mapped: low power revokes the VMM's
+ * mapping, so a store to it is a SIGBUS for the VMM (the device does not
+ * wake: vfio-pci's mapping of a device in low power faults the same way).
+ * The VMM rings through the socket instead (REGION_WRITE to the doorbell),
+ * which wakes the device, fires the wakeup eventfd and is served.
+ */
+static void test_mapped_doorbell_while_revoked(void **state)
+{
+	struct harness *h = H(state);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	volatile uint32_t *map;
+	struct vfpm_nvme_stats st;
+	uint64_t wakes = 0;
+	int status = 0;
+	pid_t child;
+
+	assert_true(efd >= 0);
+	h_map_doorbells(h);
+	h_enable(h);
+	h_create_io_queues(h);
+	h_write_read(h, 80, 4096, h_iova(H_DATA), 0, 21);
+
+	assert_int_equal(vfpm_client_low_power_entry_with_wakeup(h->c, efd), 0);
+	h_wait_power(h, "suspended");
+	vfpm_nvme_get_stats(h->pdev, &st);
+	assert_false(st.polling);
+
+	/* A store through the revoked mapping: SIGBUS in the VMM, nothing woken. */
+	map = h->db_map;
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* The VMM has no handler of vfpm's (and this one's locks stay in the parent). */
+		signal(SIGBUS, SIG_DFL);
+		alarm(10);
+		map[2] = 1;	/* SQ 1 tail */
+		_exit(0);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGBUS);
+	assert_int_equal(read(efd, &wakes, sizeof(wakes)), -1);
+	assert_int_equal(errno, EAGAIN);
+	h_wait_power(h, "suspended");
+
+	/* Through the socket: wakes the device, tells the VMM, is served. */
+	h->db_map = NULL;
+	h_write_read(h, 90, 4096, h_iova(H_DATA), 0, 22);
+	assert_int_equal(read(efd, &wakes, sizeof(wakes)), sizeof(wakes));
+	assert_true(wakes >= 1);
+
+	/* Out of low power the mapping works again. */
+	assert_int_equal(vfpm_client_low_power_exit(h->c), 0);
+	h_wait_power(h, "active");
+	h->db_map = map;
+	h_write_read(h, 100, 4096, h_iova(H_DATA), 0, 23);
+	close(efd);
+}
+
 /* ---- INTx ---- */
 
 static void test_intx(void **state)
@@ -205,6 +267,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_runtime_suspend, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_d3hot, h_setup, h_teardown),
 		cmocka_unit_test_setup_teardown(test_mapped_doorbells, h_setup, h_teardown),
+		cmocka_unit_test_setup_teardown(test_mapped_doorbell_while_revoked, h_setup,
+						h_teardown),
 		cmocka_unit_test_setup_teardown(test_intx, h_setup_intx, h_teardown),
 	};
 
