@@ -76,8 +76,8 @@ bool pci_caps_hooked(struct vfpm_pci_dev *pdev, uint64_t pos, size_t count, bool
  * capability covers, in pieces that never cross a dword; buf holds the
  * bytes of the whole range.  The first error ends it.
  */
-int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, uint64_t pos, uint8_t *buf, size_t count,
-		       bool write)
+int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, uint64_t pos,
+		       uint8_t *buf, size_t count, bool write)
 {
 	for (unsigned int i = 0; i < pdev->nr_caps; i++) {
 		const struct pci_model_cap *mc = &pdev->caps[i];
@@ -96,11 +96,11 @@ int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, uint64_t pos, uint8_t *buf, si
 			if (n > end - start)
 				n = (unsigned int)(end - start);
 			if (write)
-				err = mc->desc.write(pdev, mc->desc.opaque, rel, buf + (start - pos),
-						     n);
+				err = mc->desc.write(pdev, inst, mc->desc.opaque, rel,
+						     buf + (start - pos), n);
 			else
-				err = mc->desc.read(pdev, mc->desc.opaque, rel, buf + (start - pos),
-						    n);
+				err = mc->desc.read(pdev, inst, mc->desc.opaque, rel,
+						    buf + (start - pos), n);
 			if (err)
 				return err < 0 ? err : -EIO;
 			start += n;

@@ -367,7 +367,7 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 			pthread_rwlock_rdlock(&pdev->memory_lock);
 		err = vfpm_pcicfg_guest_read_buf(&pdev->cfg, pos, buf, count);
 		if (!err && hooked)
-			err = pci_caps_run_hooks(pdev, pos, buf, count, false);
+			err = pci_caps_run_hooks(pdev, inst, pos, buf, count, false);
 		pthread_rwlock_unlock(&pdev->memory_lock);
 		return err ? err : (ssize_t)count;
 	}
@@ -382,7 +382,7 @@ static ssize_t pci_config_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *in
 		uint8_t landed[VFPM_PCICFG_SIZE];
 
 		memcpy(landed, &pdev->cfg.live[pos], count);
-		err = pci_caps_run_hooks(pdev, pos, landed, count, true);
+		err = pci_caps_run_hooks(pdev, inst, pos, landed, count, true);
 	}
 	if (events & VFPM_PCICFG_EV_SOFT_RESET)
 		pci_restore_config_keeping_pmcsr(pdev, saved);

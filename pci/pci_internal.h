@@ -111,8 +111,8 @@ int pci_caps_build(struct vfpm_pci_dev *pdev);
 /* Does the range touch a capability with a read (write) hook? */
 bool pci_caps_hooked(struct vfpm_pci_dev *pdev, uint64_t pos, size_t count, bool write);
 /* Run those hooks over buf, the range's bytes (memory_lock held for writing). */
-int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, uint64_t pos, uint8_t *buf, size_t count,
-		       bool write);
+int pci_caps_run_hooks(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, uint64_t pos,
+		       uint8_t *buf, size_t count, bool write);
 
 /* power.c */
 /*

@@ -124,7 +124,8 @@ struct vfpm_pci_cap_desc {
 	/* Guest-writable bits of the same bytes (NULL: none writable). */
 	const void *wmask;
 	/*
-	 * offset is within the capability (0 = its header), count 1, 2 or 4,
+	 * inst is the instance whose access it is (as for bar_rw); offset
+	 * is within the capability (0 = its header), count 1, 2 or 4,
 	 * never crossing a dword.  read may change buf (filled with the
 	 * current bytes) before the user sees it; write is told the bytes
 	 * after the masked write landed.  Both run with the device active,
@@ -133,10 +134,10 @@ struct vfpm_pci_cap_desc {
 	 * call back into the core but for vfpm_pci_cfg_raw_read/write.  0 or
 	 * -errno: the access fails (a write's masked bytes stay written).
 	 */
-	int (*read)(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset, void *buf,
-		    unsigned int count);
-	int (*write)(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset,
-		     const void *buf, unsigned int count);
+	int (*read)(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, void *opaque,
+		    unsigned int offset, void *buf, unsigned int count);
+	int (*write)(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, void *opaque,
+		     unsigned int offset, const void *buf, unsigned int count);
 	void *opaque;
 };
 

@@ -31,6 +31,7 @@ struct caps_model {
 	uint8_t last_bytes[4];
 	unsigned int writes;
 	int fail;			/* what the hooks return */
+	struct vfpm_instance *last_inst;	/* whose access the last hook saw */
 };
 
 /* Vendor cap 0: a "virtio"-style structure; byte 3 is a type, 4..7 writable. */
@@ -42,11 +43,12 @@ static const uint8_t vndr1_data[6] = { 8 };
 static const uint8_t ext_data[8] = { 0x0c, 0x10, 0x00, 0x00, 1, 2, 3, 4 };
 static const uint8_t ext_wmask[8] = { 0xff, 0xff, 0xff, 0xff };
 
-static int counter_read(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset, void *buf,
-			unsigned int count)
+static int counter_read(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, void *opaque,
+			unsigned int offset, void *buf, unsigned int count)
 {
 	struct caps_model *cm = opaque;
 
+	cm->last_inst = inst;
 	cm->reads++;
 	cm->last_offset = offset;
 	cm->last_count = count;
@@ -59,12 +61,13 @@ static int counter_read(struct vfpm_pci_dev *pdev, void *opaque, unsigned int of
 	return 0;
 }
 
-static int ext_write(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset,
-		     const void *buf, unsigned int count)
+static int ext_write(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, void *opaque,
+		     unsigned int offset, const void *buf, unsigned int count)
 {
 	struct caps_model *cm = opaque;
 	uint32_t v;
 
+	cm->last_inst = inst;
 	cm->writes++;
 	cm->last_offset = offset;
 	cm->last_count = count;
@@ -200,6 +203,7 @@ static void test_read_hook(void **state)
 
 	cm->reads = 0;
 	assert_int_equal(cfg(fx->inst, off + 4, 4), 1);
+	assert_ptr_equal(cm->last_inst, fx->inst);
 	assert_int_equal(cm->last_offset, 4);
 	assert_int_equal(cm->last_count, 4);
 	assert_int_equal(cfg(fx->inst, off + 4, 4), 2);
@@ -239,6 +243,7 @@ static void test_extended_list_and_write_hook(void **state)
 	cm->writes = 0;
 	assert_int_equal(tm_cfg_write(fx->inst, ext + 4, 2, 0xbeef), 0);
 	assert_int_equal(cm->writes, 1);
+	assert_ptr_equal(cm->last_inst, fx->inst);
 	assert_int_equal(cm->last_offset, 4);
 	assert_int_equal(cm->last_count, 2);
 	assert_int_equal(cm->last_bytes[0], 0xef);

@@ -184,13 +184,14 @@ static ssize_t db_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, 
 }
 
 /* The vendor capability's dword 1: the poll interval, in microseconds. */
-static int db_cap_write(struct vfpm_pci_dev *pdev, void *opaque, unsigned int offset,
-			const void *buf, unsigned int count)
+static int db_cap_write(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, void *opaque,
+			unsigned int offset, const void *buf, unsigned int count)
 {
 	struct doorbell *db = opaque;
 	uint32_t us;
 
 	(void)pdev;
+	(void)inst;
 	if (offset != DB_CAP_POLL_US || count != 4)
 		return 0;	/* the guest wrote part of it: wait for the whole dword */
 	memcpy(&us, buf, 4);
