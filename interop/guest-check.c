@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest-pci.h"
 #include "guest-report.h"
 
 #define SYS_PCI "/sys/bus/pci/devices"
@@ -55,13 +56,6 @@
 #define CFG_COMMAND_MEMORY 0x2
 #define CFG_STATUS 0x06
 #define CFG_STATUS_CAP_LIST 0x10
-#define CFG_CAP_PTR 0x34
-#define CAP_ID_PM 0x01
-#define PM_PMC 2
-#define PM_PMCSR 4
-#define PMCSR_STATE_MASK 0x3
-#define PMCSR_D3HOT 0x3
-#define PMCSR_PME_STATUS 0x8000
 
 /* The memory device's DMA engine (samples/devices/devices.h). */
 #define MEMDEV_REG_DMA_ADDR 0x20
@@ -78,7 +72,6 @@
 #define MEMDEV_REG_SCRATCH 0x100
 
 static char dev_dir[512];
-static int cfg_fd = -1;
 
 /* A sysfs attribute holding one hex number ("0x1b36\n"); -1 if unreadable. */
 static long read_hex_attr(const char *dir, const char *attr)
@@ -119,32 +112,6 @@ static void read_str_attr(const char *dir, const char *attr, char *out, size_t l
 	}
 	out[n] = '\0';
 	out[strcspn(out, "\n")] = '\0';
-}
-
-static int cfg_read(unsigned int off, void *buf, size_t len)
-{
-	return pread(cfg_fd, buf, len, off) == (ssize_t)len ? 0 : -1;
-}
-
-static uint8_t cfg8(unsigned int off)
-{
-	uint8_t v = 0xff;
-
-	cfg_read(off, &v, 1);
-	return v;
-}
-
-static uint16_t cfg16(unsigned int off)
-{
-	uint16_t v = 0xffff;
-
-	cfg_read(off, &v, 2);
-	return v;
-}
-
-static int cfg_write16(unsigned int off, uint16_t v)
-{
-	return pwrite(cfg_fd, &v, 2, off) == 2 ? 0 : -1;
 }
 
 static void sleep_ms(long ms)
@@ -393,25 +360,6 @@ static void step_bar2(void)
 	check("bar2-id", id == MEMDEV_ID, "register 0 = 0x%08x, expected 0x%08x \"MEM0\"", id,
 	      MEMDEV_ID);
 	check("bar2-scratch", scratch == 0xfeedc0deu, "scratch = 0x%08x", scratch);
-}
-
-static unsigned int find_pm_cap(void)
-{
-	unsigned int pos = cfg8(CFG_CAP_PTR) & ~3u;
-
-	for (int guard = 0; pos && guard < 48; guard++, pos = cfg8(pos + 1) & ~3u)
-		if (cfg8(pos) == CAP_ID_PM)
-			return pos;
-	return 0;
-}
-
-/* PMCSR's state field to STATE, keeping the rest (PME_Status is write-1-to-clear). */
-static int set_power_state(unsigned int pm, unsigned int state)
-{
-	uint16_t v = cfg16(pm + PM_PMCSR);
-
-	v = (uint16_t)((v & ~(PMCSR_STATE_MASK | PMCSR_PME_STATUS)) | state);
-	return cfg_write16(pm + PM_PMCSR, v);
 }
 
 static void print_power_state(const char *when)

@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest-pci.h"
 #include "guest-report.h"
 
 #define SYS_PCI "/sys/bus/pci/devices"
@@ -62,14 +63,6 @@
 #define BLK_SYS "/sys/block/nvme0n1"
 #define CLASS_NVME 0x010802	/* mass storage, NVM, NVM Express */
 
-#define CFG_CAP_PTR 0x34
-#define CAP_ID_PM 0x01
-#define PM_PMC 2
-#define PM_PMCSR 4
-#define PMCSR_STATE_MASK 0x3
-#define PMCSR_D3HOT 0x3
-#define PMCSR_NO_SOFT_RESET 0x8
-#define PMCSR_PME_STATUS 0x8000
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
@@ -504,44 +497,6 @@ static void mode_bench(void)
 	free(buf);
 }
 
-static int cfg_fd = -1;
-
-static uint16_t cfg16(unsigned int off)
-{
-	uint16_t v = 0xffff;
-
-	if (pread(cfg_fd, &v, 2, off) != 2)
-		return 0xffff;
-	return v;
-}
-
-static uint8_t cfg8(unsigned int off)
-{
-	uint8_t v = 0xff;
-
-	if (pread(cfg_fd, &v, 1, off) != 1)
-		return 0xff;
-	return v;
-}
-
-static unsigned int find_pm_cap(void)
-{
-	unsigned int pos = cfg8(CFG_CAP_PTR) & ~3u;
-
-	for (int guard = 0; pos && pos < 256 && guard < 48; guard++, pos = cfg8(pos + 1) & ~3u)
-		if (cfg8(pos) == CAP_ID_PM)
-			return pos;
-	return 0;
-}
-
-/* PMCSR's state field to STATE (PME_Status, write-1-to-clear, left alone). */
-static int set_power_state(unsigned int pm, unsigned int state)
-{
-	uint16_t v = cfg16(pm + PM_PMCSR);
-
-	v = (uint16_t)((v & ~(PMCSR_STATE_MASK | PMCSR_PME_STATUS)) | state);
-	return pwrite(cfg_fd, &v, 2, pm + PM_PMCSR) == 2 ? 0 : -1;
-}
 
 static void mode_d3hot(void)
 {
