@@ -72,6 +72,17 @@ static uint16_t lba_range(struct nvme_ctrl *c, const struct nvme_sqe *cmd, uint6
 	return NVME_SC_SUCCESS;
 }
 
+/* A Read or Write's range, and no more data than MDTS allows. */
+static uint16_t transfer_range(struct nvme_ctrl *c, const struct nvme_sqe *cmd, uint64_t *off,
+			       uint64_t *bytes)
+{
+	uint16_t status = lba_range(c, cmd, off, bytes);
+
+	if (!status && *bytes > VFPM_NVME_MAX_TRANSFER)
+		status = NVME_SC_INVALID_FIELD;	/* over MDTS */
+	return status;
+}
+
 static uint16_t write_done(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 {
 	bool fua = le32toh(cmd->cdw12) & NVME_RW_FUA;
@@ -85,12 +96,10 @@ static uint16_t io_read(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 {
 	struct nvme_engine *e = &c->eng;
 	uint64_t off, bytes;
-	uint16_t status = lba_range(c, cmd, &off, &bytes);
+	uint16_t status = transfer_range(c, cmd, &off, &bytes);
 
 	if (status)
 		return status;
-	if (bytes > VFPM_NVME_MAX_TRANSFER)
-		return NVME_SC_INVALID_FIELD;	/* over MDTS */
 	if (read_full(c->fd, e->buf, bytes, off))
 		return NVME_SC_UNRECOVERED_READ;
 	status = nvme_prp_write(c, le64toh(cmd->prp1), le64toh(cmd->prp2), e->buf, (uint32_t)bytes);
@@ -105,12 +114,10 @@ static uint16_t io_write(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 {
 	struct nvme_engine *e = &c->eng;
 	uint64_t off, bytes;
-	uint16_t status = lba_range(c, cmd, &off, &bytes);
+	uint16_t status = transfer_range(c, cmd, &off, &bytes);
 
 	if (status)
 		return status;
-	if (bytes > VFPM_NVME_MAX_TRANSFER)
-		return NVME_SC_INVALID_FIELD;
 	status = nvme_prp_read(c, le64toh(cmd->prp1), le64toh(cmd->prp2), e->buf, (uint32_t)bytes);
 	if (status)
 		return status;
