@@ -82,6 +82,15 @@ struct nvme_features {
 };
 
 /* See the ownership rule at the top. */
+/* A command's PRPs mapped in place (nvme_prp_map_iov). */
+#define NVME_PRP_IOV_MAX 64
+struct nvme_prp_iov {
+	struct vfpm_dma_sg sg[NVME_MAX_PRPS];
+	unsigned int nr_sg;
+	struct iovec iov[NVME_PRP_IOV_MAX];
+	unsigned int nr_iov;
+};
+
 struct nvme_engine {
 	uint32_t cc_applied;	/* the CC the engine last acted on */
 	bool enabled;		/* queues exist: CSTS.RDY */
@@ -105,6 +114,7 @@ struct nvme_engine {
 
 	/* The data of one command (MDTS bytes), and the page Identify & co. build. */
 	uint8_t *buf;
+	struct nvme_prp_iov prp_iov;	/* the I/O command's data, mapped in place */
 };
 
 struct nvme_ctrl {
@@ -177,6 +187,16 @@ void nvme_irq_update_intx(struct nvme_ctrl *c);
 
 /* Data described by PRP1 / PRP2 (section 4.3), moved to or from the host. */
 uint16_t nvme_prp_read(struct nvme_ctrl *c, uint64_t prp1, uint64_t prp2, void *buf, uint32_t len);
+/*
+ * The guest memory a command's PRPs name, mapped in place (vfpm_pci_dma_map)
+ * as iovecs, for one preadv / pwritev between the file and the guest's RAM
+ * without a copy of ours.  prot: PROT_WRITE for a Read (the device writes the
+ * guest's memory), PROT_READ for a Write.  unmap returns 0 or -errno (a page
+ * the client took away, a bounced write-back that failed).
+ */
+uint16_t nvme_prp_map_iov(struct nvme_ctrl *c, uint64_t prp1, uint64_t prp2, uint32_t len,
+			  int prot, struct nvme_prp_iov *m);
+int nvme_prp_unmap_iov(struct nvme_ctrl *c, struct nvme_prp_iov *m);
 uint16_t nvme_prp_write(struct nvme_ctrl *c, uint64_t prp1, uint64_t prp2, const void *buf,
 			uint32_t len);
 

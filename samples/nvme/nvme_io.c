@@ -21,22 +21,51 @@ int nvme_io_sync(struct nvme_ctrl *c)
 	return fdatasync(c->fd) ? -errno : 0;
 }
 
-/* The whole range, or -errno; bytes past the end of the file read as zeros. */
-static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+/* Move the head of an iovec array on by n bytes. */
+static void iov_advance(struct iovec **iov, unsigned int *cnt, size_t n)
 {
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
+	while (*cnt && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt && n) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
+/* The file's bytes at off into the iovecs; past the end of the file, zeros. */
+static int readv_full(int fd, struct iovec *iov, unsigned int cnt, uint64_t off)
+{
+	while (cnt) {
+		ssize_t n = preadv(fd, iov, (int)cnt, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0) {
-			memset(buf, 0, len);	/* the file shrank under us */
+			for (unsigned int i = 0; i < cnt; i++)
+				memset(iov[i].iov_base, 0, iov[i].iov_len);
 			return 0;
 		}
-		buf += n;
-		len -= (size_t)n;
+		iov_advance(&iov, &cnt, (size_t)n);
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int writev_full(int fd, struct iovec *iov, unsigned int cnt, uint64_t off)
+{
+	while (cnt) {
+		ssize_t n = pwritev(fd, iov, (int)cnt, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		iov_advance(&iov, &cnt, (size_t)n);
 		off += (uint64_t)n;
 	}
 	return 0;
@@ -100,9 +129,15 @@ static uint16_t io_read(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 
 	if (status)
 		return status;
-	if (read_full(c->fd, e->buf, bytes, off))
-		return NVME_SC_UNRECOVERED_READ;
-	status = nvme_prp_write(c, le64toh(cmd->prp1), le64toh(cmd->prp2), e->buf, (uint32_t)bytes);
+	/* Straight from the file into the guest's memory, mapped in place. */
+	status = nvme_prp_map_iov(c, le64toh(cmd->prp1), le64toh(cmd->prp2), (uint32_t)bytes,
+				  PROT_WRITE, &e->prp_iov);
+	if (status)
+		return status;
+	if (readv_full(c->fd, e->prp_iov.iov, e->prp_iov.nr_iov, off))
+		status = NVME_SC_UNRECOVERED_READ;
+	if (nvme_prp_unmap_iov(c, &e->prp_iov) && !status)
+		status = NVME_SC_DATA_XFER_ERROR;
 	if (!status) {
 		e->host_reads++;
 		e->units_read += bytes >> 9;
@@ -118,11 +153,17 @@ static uint16_t io_write(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 
 	if (status)
 		return status;
-	status = nvme_prp_read(c, le64toh(cmd->prp1), le64toh(cmd->prp2), e->buf, (uint32_t)bytes);
+	/* Straight from the guest's memory, mapped in place, into the file. */
+	status = nvme_prp_map_iov(c, le64toh(cmd->prp1), le64toh(cmd->prp2), (uint32_t)bytes,
+				  PROT_READ, &e->prp_iov);
 	if (status)
 		return status;
-	if (write_full(c->fd, e->buf, bytes, off))
-		return NVME_SC_WRITE_FAULT;
+	if (writev_full(c->fd, e->prp_iov.iov, e->prp_iov.nr_iov, off))
+		status = NVME_SC_WRITE_FAULT;
+	if (nvme_prp_unmap_iov(c, &e->prp_iov) && !status)
+		status = NVME_SC_DATA_XFER_ERROR;
+	if (status)
+		return status;
 	e->host_writes++;
 	e->units_written += bytes >> 9;
 	return write_done(c, cmd);

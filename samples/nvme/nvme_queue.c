@@ -459,6 +459,44 @@ static uint16_t prp_transfer(struct nvme_ctrl *c, uint64_t prp1, uint64_t prp2, 
 	return NVME_SC_SUCCESS;
 }
 
+uint16_t nvme_prp_map_iov(struct nvme_ctrl *c, uint64_t prp1, uint64_t prp2, uint32_t len,
+			  int prot, struct nvme_prp_iov *m)
+{
+	struct prp_seg segs[NVME_MAX_PRPS];
+	unsigned int n;
+	uint16_t status = prp_map(c, prp1, prp2, len, segs, &n);
+
+	m->nr_sg = m->nr_iov = 0;
+	if (status)
+		return status;
+	for (unsigned int i = 0; i < n; i++) {
+		struct vfpm_dma_sg *sg = &m->sg[m->nr_sg];
+
+		if (vfpm_pci_dma_map(c->pdev, segs[i].addr, segs[i].len, prot, m->iov + m->nr_iov,
+				     NVME_PRP_IOV_MAX - m->nr_iov, sg)) {
+			nvme_prp_unmap_iov(c, m);
+			return NVME_SC_DATA_XFER_ERROR;
+		}
+		m->nr_sg++;
+		m->nr_iov += sg->nr_iov;
+	}
+	return NVME_SC_SUCCESS;
+}
+
+int nvme_prp_unmap_iov(struct nvme_ctrl *c, struct nvme_prp_iov *m)
+{
+	int ret = 0;
+
+	for (unsigned int i = 0; i < m->nr_sg; i++) {
+		int err = vfpm_pci_dma_unmap(c->pdev, &m->sg[i]);
+
+		if (err && !ret)
+			ret = err;
+	}
+	m->nr_sg = m->nr_iov = 0;
+	return ret;
+}
+
 uint16_t nvme_prp_read(struct nvme_ctrl *c, uint64_t prp1, uint64_t prp2, void *buf, uint32_t len)
 {
 	return prp_transfer(c, prp1, prp2, buf, len, false);
