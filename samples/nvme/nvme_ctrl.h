@@ -34,7 +34,7 @@
 #define NVME_PAGE_SIZE 4096u
 #define NVME_NR_QIDS (VFPM_NVME_MAX_IO_QUEUES + 1)	/* the admin queue is qid 0 */
 #define NVME_NR_DOORBELLS (2 * NVME_NR_QIDS)
-#define NVME_MDTS_LOG2 5	/* VFPM_NVME_MAX_TRANSFER = NVME_PAGE_SIZE << 5 */
+#define NVME_MDTS_LOG2 7	/* VFPM_NVME_MAX_TRANSFER = NVME_PAGE_SIZE << 7 */
 #define NVME_MAX_PRPS (VFPM_NVME_MAX_TRANSFER / NVME_PAGE_SIZE + 1)
 #define NVME_AEN_QUEUE 8
 #define NVME_TEMPERATURE_K 310	/* what the sensor always reads */
@@ -83,7 +83,7 @@ struct nvme_features {
 
 /* See the ownership rule at the top. */
 /* A command's PRPs mapped in place (nvme_prp_map_iov). */
-#define NVME_PRP_IOV_MAX 64
+#define NVME_PRP_IOV_MAX (2 * NVME_MAX_PRPS)
 struct nvme_prp_iov {
 	struct vfpm_dma_sg sg[NVME_MAX_PRPS];
 	unsigned int nr_sg;

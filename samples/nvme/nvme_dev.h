@@ -32,7 +32,7 @@ extern "C" {
 #define VFPM_NVME_MSIX_BAR 4u
 #define VFPM_NVME_MAX_IO_QUEUES 64u	/* I/O queue ids 1 .. 64 */
 #define VFPM_NVME_MAX_QUEUE_ENTRIES 1024u
-#define VFPM_NVME_MAX_TRANSFER (128u * 1024)	/* MDTS */
+#define VFPM_NVME_MAX_TRANSFER (512u * 1024)	/* MDTS */
 #define VFPM_NVME_AER_LIMIT 4u		/* outstanding Asynchronous Event Requests */
 
 struct vfpm_nvme_opts {

@@ -36,6 +36,8 @@
 #define H_PRP_LIST 0x8000u
 #define H_DATA 0x10000u		/* 1 MiB of data buffers */
 #define H_SCRATCH 0x200000u
+/* PRP entries of the largest transfer (MDTS pages, plus one for an offset). */
+#define H_MAX_PRPS (VFPM_NVME_MAX_TRANSFER / 4096 + 1)
 
 struct hqueue {
 	uint16_t qid;

@@ -72,8 +72,8 @@ void h_write_read(struct harness *h, uint64_t lba, uint32_t len, uint64_t prp1, 
 		  uint32_t seed)
 {
 	uint8_t *expect = malloc(len), *disk = malloc(len);
-	uint32_t nblocks = len / h->block_size, plen[64];
-	uint64_t addr[64];
+	uint32_t nblocks = len / h->block_size, plen[H_MAX_PRPS];
+	uint64_t addr[H_MAX_PRPS];
 	unsigned int n = h_host_prps(h, prp1, prp2, len, addr, plen);
 	struct nvme_sqe cmd;
 

@@ -61,7 +61,7 @@ static void test_registers_and_identify(void **state)
 	assert_memory_equal(id->sn, "VFPM", 4);
 	assert_memory_equal(id->mn, "vfpm NVMe controller    ", 24);
 	assert_memory_equal(id->fr, "vfpm0.1 ", 8);
-	assert_int_equal(id->mdts, 5);
+	assert_int_equal(id->mdts, 7);
 	assert_int_equal(id->ver, NVME_VS_1_4);
 	assert_int_equal(id->cntrltype, NVME_CTRL_CNTRLTYPE_IO);
 	assert_int_equal(id->aerl, VFPM_NVME_AER_LIMIT - 1);
@@ -306,7 +306,7 @@ static void test_io(void **state)
 		list[i] = h_iova(H_DATA + 0x20000 + (15 - i) * 0x2000);
 	h_write_read(h, 1000, 64 * 1024, h_iova(H_DATA + 0x8800), h_iova(H_PRP_LIST), 4);
 	/* The largest transfer (MDTS), its list not at a page start. */
-	for (unsigned int i = 0; i < 32; i++)
+	for (unsigned int i = 0; i < VFPM_NVME_MAX_TRANSFER / 0x1000; i++)
 		list[64 + i] = h_iova(H_DATA + 0x40000 + i * 0x1000);
 	h_write_read(h, 2000, VFPM_NVME_MAX_TRANSFER, h_iova(H_DATA + 0x3f000), h_iova(H_PRP_LIST + 512),
 		   5);
