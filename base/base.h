@@ -13,10 +13,6 @@
 
 #include <vfpm/log.h>
 
-/* Log one line (no newline needed) when the level is enabled. */
-void vfpm_logf(enum vfpm_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 /*
  * A rate limit for one kind of message: at most VFPM_LOG_BURST lines per
  * VFPM_LOG_INTERVAL_MS; the lines held back are counted, and the next line

@@ -47,6 +47,14 @@ VFPM_API void vfpm_log_stderr(enum vfpm_log_level level, const char *msg, void *
 /* Whether a message of this level would be logged now. */
 VFPM_API int vfpm_log_enabled(enum vfpm_log_level level);
 
+/*
+ * Log one line through the same function (printf format, no newline
+ * needed), when the level is enabled: a device model's own messages, say
+ * why a controller stopped, go where the library's go.  Any thread.
+ */
+VFPM_API void vfpm_logf(enum vfpm_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -164,6 +164,7 @@ struct nvme_ctrl {
 	atomic_bool intx_pending;
 
 	const char *_Atomic fatal_reason;
+	_Atomic int64_t fatal_logged_s;	/* when a CFS was last logged (time(NULL)) */
 	_Atomic uint64_t passes, commands, drained, suspends, resumes;
 };
 

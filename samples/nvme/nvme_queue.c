@@ -20,6 +20,9 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
+
+#include <vfpm/log.h>
 
 /* Commands one pass takes from a queue, so that one busy queue starves no other. */
 #define NVME_ADMIN_BUDGET 16u
@@ -270,11 +273,17 @@ bool nvme_engine_running(const struct nvme_ctrl *c)
 
 void nvme_engine_fatal(struct nvme_ctrl *c, const char *why)
 {
+	int64_t now_s = (int64_t)time(NULL);
+
 	if (c->eng.fatal)
 		return;
 	c->eng.fatal = true;
 	atomic_store(&c->fatal_reason, why);
 	atomic_fetch_or(&c->csts, NVME_CSTS_CFS);
+	/* A guest can make this happen at will (reset, repeat): a line a second at most. */
+	if (now_s != atomic_exchange(&c->fatal_logged_s, now_s))
+		vfpm_logf(VFPM_LOG_WARNING, "nvme: controller fatal status (CSTS.CFS): %s; it stops "
+			  "until the host resets it", why);
 }
 
 void nvme_engine_reset(struct nvme_ctrl *c)
