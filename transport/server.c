@@ -460,9 +460,10 @@ static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
 {
 	static struct vfpm_ratelimit rl;
 	char who[160];
+	int dropped = srv_drop_with_reserve(srv, who, sizeof(who));
 
-	if (!srv_drop_with_reserve(srv, who, sizeof(who)))
-		return false;	/* no reserve either: pause until a connection ends */
+	if (dropped <= 0)
+		return dropped == 0;	/* -1, no reserve either: pause until a connection ends */
 	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: the process is out of "
 		     "file descriptors (%s); the newest connection was closed", who,
 		     strerror(err));

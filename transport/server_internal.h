@@ -238,10 +238,11 @@ void srv_budget_put_dma_maps(unsigned int n);
 void srv_reserve_fd_init(void);
 /*
  * Out of fds: give up the reserve for a moment to accept and close the
- * connection that is waiting on srv, then take the reserve back.  true when
- * one was dropped (who says whose).
+ * connection that is waiting on srv, then take the reserve back.  1 when
+ * one was dropped (who says whose), 0 when none was waiting any more, -1
+ * when it could not be done (no reserve, or its fd was taken meanwhile).
  */
-bool srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len);
+int srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len);
 /* Take the reserve fd back if an earlier try found no fd free (a connection ended). */
 void srv_reserve_fd_refill(void);
 /* Who is at the other end of sock: pid, uid, and "SERVER: client pid P uid U" in who. */
