@@ -5,12 +5,12 @@
  *
  * Threads: vfpm_server_run accepts on the caller's thread and reaps finished
  * connections; vfpm_server_start hands the same work to the process's one
- * acceptor thread (server_acceptor.c); each connection thread opens the
- * device instance, serves its messages in order and tears down.  vfpm_server_serve_fd runs the same
- * connection loop on its caller's thread, which then unlinks and frees the
- * connection itself.  A connection thread never takes
- * srv->lock while calling into the device, so a blocked request cannot hold
- * up accepting, reaping or other connections.
+ * acceptor thread (server_acceptor.c).  Each connection thread opens the
+ * device instance, serves its messages in order and tears down.
+ * vfpm_server_serve_fd runs the same connection loop on its caller's thread,
+ * which then unlinks and frees the connection itself.  A connection thread
+ * never takes srv->lock while calling into the device, so a blocked request
+ * cannot hold up accepting, reaping or other connections.
  */
 #include "server_internal.h"
 
