@@ -631,13 +631,17 @@ int vfpm_server_start(struct vfpm_server *srv)
 		return -EBUSY;
 	}
 	/*
-	 * Under srv->lock, so that a stop sees the server either not started
-	 * or attached (the acceptor takes srv->lock only after its own locks,
-	 * which attach does not hold while srv->lock waits).
+	 * Claimed first, attached without srv->lock (the acceptor takes it
+	 * under its own locks); a stop meanwhile waits for attaching to end.
 	 */
+	srv->started = srv->running = srv->attaching = true;
+	pthread_mutex_unlock(&srv->lock);
 	err = srv_acceptor_attach(srv);
-	if (!err)
-		srv->started = srv->running = true;
+	pthread_mutex_lock(&srv->lock);
+	srv->attaching = false;
+	if (err)
+		srv->started = srv->running = false;
+	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
 	return err;
 }
@@ -656,6 +660,8 @@ void vfpm_server_stop(struct vfpm_server *srv)
 	}
 	if (srv->wake_fd >= 0)
 		eventfd_write(srv->wake_fd, 1);
+	while (srv->attaching)
+		pthread_cond_wait(&srv->cond, &srv->lock);
 	detach = srv->started;
 	srv->started = false;
 	pthread_mutex_unlock(&srv->lock);

@@ -42,7 +42,8 @@ static struct {
 	 * Serialises attach and detach, so that the thread's start (first
 	 * attach) and its end (last detach) never overlap.  Protects epfd,
 	 * wake_fd, thread, running and servers, which the thread itself only
-	 * reads while it runs.  Taken before lock.
+	 * reads while it runs.  Taken before lock, and never with a server's
+	 * lock held (the thread takes servers' locks under lock).
 	 */
 	pthread_mutex_t life_lock;
 	int epfd;

@@ -155,6 +155,7 @@ struct vfpm_server {
 	/* Something accepts for it: vfpm_server_run, or the acceptor until stop has reaped. */
 	bool running;
 	bool started;			/* attached to the acceptor (vfpm_server_start) */
+	bool attaching;			/* vfpm_server_start is attaching it (stop waits) */
 	/*
 	 * eventfd of vfpm_server_run's loop (stop requested or a connection
 	 * finished), -1 outside it: a started server needs none.
