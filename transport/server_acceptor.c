@@ -76,21 +76,23 @@ static struct {
 /* Join the finished connections of the servers that reported some (acc.lock held). */
 static void acceptor_reap_queued(void)
 {
-	struct vfpm_server *list, *srv;
+	for (;;) {
+		struct vfpm_server *srv;
 
-	pthread_mutex_lock(&acc.reap_lock);
-	list = acc.reap_head;
-	acc.reap_head = NULL;
-	for (srv = list; srv; srv = srv->acc_reap_next)
-		srv->acc_reap_queued = false;
-	pthread_mutex_unlock(&acc.reap_lock);
-	/*
-	 * These servers are still attached: a detach takes them off the list
-	 * under acc.lock, which we hold, and they cannot be freed before that.
-	 */
-	while (list) {
-		srv = list;
-		list = srv->acc_reap_next;
+		/* One at a time: once off the list, a server can be queued again at once. */
+		pthread_mutex_lock(&acc.reap_lock);
+		srv = acc.reap_head;
+		if (srv) {
+			acc.reap_head = srv->acc_reap_next;
+			srv->acc_reap_queued = false;
+		}
+		pthread_mutex_unlock(&acc.reap_lock);
+		if (!srv)
+			return;
+		/*
+		 * Still attached: a detach takes a server off the list under
+		 * acc.lock, which we hold, and it cannot be freed before that.
+		 */
 		srv_reap(srv, false);
 	}
 }
