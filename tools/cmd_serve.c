@@ -14,19 +14,26 @@
 
 #include "devices.h"
 #include "nvme_dev.h"
+#include "serve.h"
 #include <vfpm/log.h>
 #include <vfpm/transport.h>
 
-#define SERVE_MAX_DEVICES 16
 #define SERVE_MAX_UIDS 32
+/* Devices named one by one on stdout; beyond them, a count. */
+#define SERVE_LISTED 100u
 
 static const char serve_usage[] =
-	"Usage: vfpm serve [--device KIND [--socket PATH] [DEVICE OPTIONS]]... [OPTIONS]\n"
+	"Usage: vfpm serve [--device KIND [--socket PATH] [DEVICE OPTIONS]]...\n"
+	"                  [--devices FILE]... [OPTIONS]\n"
 	"\n"
 	"Serve sample devices, each on its own vfio-user socket, until SIGINT or SIGTERM.\n"
 	"\n"
 	"  --device KIND      memory, poller, optout or nvme; each --device starts a new\n"
 	"                     device (default: one memory device)\n"
+	"  --devices FILE     the devices listed in FILE, one a line: KIND SOCKET\n"
+	"                     [DEVICE OPTIONS] (words separated by blanks; blank lines\n"
+	"                     and lines or ends of lines from a '#' are skipped);\n"
+	"                     repeatable, and usable with --device\n"
 	"  --socket PATH      the device's vfio-user socket (default: vfpm-KIND-N.sock)\n"
 	"  --backend PATH     poller: the UNIX socket the device listens on for its\n"
 	"                     backend traffic (default: SOCKET.backend)\n"
@@ -57,19 +64,13 @@ static const char serve_usage[] =
 	"  --max-total-dma-maps N     DMA windows over all connections\n"
 	"                             (default: half of vm.max_map_count)\n"
 	"\n"
+	"File descriptors: the soft limit (RLIMIT_NOFILE) is raised to the hard one.\n"
+	"Each device holds 3 fds (a poller 4) and the process keeps some for itself\n"
+	"and its clients; when the devices do not fit, nothing is served and the\n"
+	"message says how many would and what limit they need.\n"
+	"\n"
 	"Systemd socket activation: when LISTEN_FDS and LISTEN_PID are set, the\n"
-	"listening sockets are fds 3, 4, ... in the order of the --device options.\n";
-
-struct serve_device {
-	const char *kind;
-	const char *socket;
-	const char *backend;
-	const char *backing;		/* nvme */
-	unsigned int block_size;	/* nvme; 0: 512 */
-	char socket_buf[64], backend_buf[256];
-	struct vfpm_pci_dev *pdev;
-	struct vfpm_server *srv;
-};
+	"listening sockets are fds 3, 4, ... in the order of the devices.\n";
 
 /* A uid from a number or a user name: 0, or -1 when it is neither. */
 static int serve_parse_uid(const char *val, uid_t *uid)
@@ -138,22 +139,25 @@ static int serve_parse_log_level(const char *val, enum vfpm_log_level *level)
 			       "debug, not '%s'", val);
 }
 
-static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigned int *ndev,
+static int serve_parse(int argc, char **argv, struct serve_list *devs,
 		       struct vfpm_server_opts *opts, struct serve_limits *lim, uid_t *uids,
 		       const char **ready_file)
 {
 	struct serve_device *cur = NULL;
+	bool listed = false;
+	char err[160];
 
-	*ndev = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		unsigned long max;
 		unsigned int *field = serve_limit_field(opt, opts, lim, &max);
+		int ret;
 
-		if (strcmp(opt, "--device") && strcmp(opt, "--socket") && strcmp(opt, "--backend") &&
-		    strcmp(opt, "--backing") && strcmp(opt, "--block-size") &&
-		    strcmp(opt, "--mode") && strcmp(opt, "--ready-file") && strcmp(opt, "--allow-uid") &&
+		if (strcmp(opt, "--device") && strcmp(opt, "--devices") && strcmp(opt, "--socket") &&
+		    strcmp(opt, "--backend") && strcmp(opt, "--backing") &&
+		    strcmp(opt, "--block-size") && strcmp(opt, "--mode") &&
+		    strcmp(opt, "--ready-file") && strcmp(opt, "--allow-uid") &&
 		    strcmp(opt, "--log-level") && !field)
 			return cli_usage_error("serve", "unknown option '%s'", opt);
 		if (!val)
@@ -173,14 +177,20 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 			if (serve_parse_log_level(val, &lim->log_level))
 				return 1;
 		} else if (!strcmp(opt, "--device")) {
-			if (strcmp(val, "memory") && strcmp(val, "poller") && strcmp(val, "optout") &&
-			    strcmp(val, "nvme"))
+			if (!serve_kind_known(val))
 				return cli_usage_error("serve", "unknown device kind '%s' "
 						       "(memory, poller, optout or nvme)", val);
-			if (*ndev == SERVE_MAX_DEVICES)
-				return cli_usage_error("serve", "at most %d devices", SERVE_MAX_DEVICES);
-			cur = &devs[(*ndev)++];
-			cur->kind = val;
+			cur = serve_list_add(devs, val);
+			if (!cur)
+				return cli_fail("serve", ENOMEM, "--device");
+		} else if (!strcmp(opt, "--devices")) {
+			int status = serve_list_read(devs, val);
+
+			if (status)
+				return status;
+			/* Options that follow belong to no listed device. */
+			cur = NULL;
+			listed = true;
 		} else if (!strcmp(opt, "--mode")) {
 			char *end;
 			unsigned long mode = strtoul(val, &end, 8);
@@ -199,45 +209,21 @@ static int serve_parse(int argc, char **argv, struct serve_device *devs, unsigne
 		} else if (!strcmp(opt, "--ready-file")) {
 			*ready_file = val;
 		} else {
-			if (!cur) {
-				cur = &devs[(*ndev)++];
-				cur->kind = "memory";
-			}
-			if (!strcmp(opt, "--socket"))
-				cur->socket = val;
-			else if (!strcmp(opt, "--backend"))
-				cur->backend = val;
-			else if (!strcmp(opt, "--backing"))
-				cur->backing = val;
-			else if (!strcmp(val, "512") || !strcmp(val, "4096"))
-				cur->block_size = (unsigned int)strtoul(val, NULL, 10);
-			else
-				return cli_usage_error("serve", "--block-size wants 512 or 4096, not '%s'",
-						       val);
+			if (!cur && listed)
+				return cli_usage_error("serve", "%s after --devices: start a device "
+						       "with --device KIND first", opt);
+			if (!cur && !(cur = serve_list_add(devs, "memory")))
+				return cli_fail("serve", ENOMEM, "--device");
+			ret = serve_device_option(cur, opt, val, 1, err, sizeof(err));
+			if (ret)
+				return cli_usage_error("serve", "%s", err);
 		}
 	}
-	if (*ndev == 0)
-		devs[(*ndev)++].kind = "memory";
-	for (unsigned int n = 0; n < *ndev; n++) {
-		struct serve_device *d = &devs[n];
-
-		if (!d->socket) {
-			snprintf(d->socket_buf, sizeof(d->socket_buf), "vfpm-%s-%u.sock", d->kind, n);
-			d->socket = d->socket_buf;
-		}
-		if (d->backend && strcmp(d->kind, "poller"))
-			return cli_usage_error("serve", "--backend is for a poller device, not %s", d->kind);
-		if ((d->backing || d->block_size) && strcmp(d->kind, "nvme"))
-			return cli_usage_error("serve", "--%s is for an nvme device, not %s",
-					       d->backing ? "backing" : "block-size", d->kind);
-		if (!strcmp(d->kind, "nvme") && !d->backing)
-			return cli_usage_error("serve", "an nvme device needs --backing FILE");
-		if (!strcmp(d->kind, "poller") && !d->backend) {
-			snprintf(d->backend_buf, sizeof(d->backend_buf), "%s.backend", d->socket);
-			d->backend = d->backend_buf;
-		}
-	}
-	return 0;
+	if (devs->n == 0 && listed)
+		return cli_usage_error("serve", "no device in the device list");
+	if (devs->n == 0 && !serve_list_add(devs, "memory"))
+		return cli_fail("serve", ENOMEM, "a device");
+	return serve_list_finish(devs);
 }
 
 /*
@@ -302,7 +288,7 @@ static int serve_activation_fds(void)
 }
 
 static int serve_start(struct serve_device *d, unsigned int n, int activated,
-		       const struct vfpm_server_opts *opts)
+		       const struct vfpm_server_opts *opts, bool quiet)
 {
 	int err;
 
@@ -323,6 +309,8 @@ static int serve_start(struct serve_device *d, unsigned int n, int activated,
 	if (err)
 		return cli_fail("serve", err, "cannot serve the %s device on %s", d->kind,
 				(int)n < activated ? "the activation socket" : d->socket);
+	if (quiet)
+		return 0;
 	if ((int)n < activated)
 		printf("vfpm: %s device on activation fd %u\n", d->kind, 3 + n);
 	else
@@ -334,12 +322,12 @@ static int serve_start(struct serve_device *d, unsigned int n, int activated,
 
 int cmd_serve(int argc, char **argv)
 {
-	struct serve_device devs[SERVE_MAX_DEVICES] = { 0 };
+	struct serve_list devs = { 0 };
 	struct vfpm_server_opts opts = { .socket_mode = 0600 };
 	struct serve_limits lim = { .log_level = VFPM_LOG_INFO };
 	uid_t uids[SERVE_MAX_UIDS];
 	const char *ready_file = NULL;
-	unsigned int ndev = 0, started = 0;
+	unsigned int started = 0;
 	sigset_t stop_signals;
 	int activated, status, sig;
 
@@ -347,9 +335,13 @@ int cmd_serve(int argc, char **argv)
 		fputs(serve_usage, stdout);
 		return 0;
 	}
-	status = serve_parse(argc, argv, devs, &ndev, &opts, &lim, uids, &ready_file);
-	if (status)
+	status = serve_parse(argc, argv, &devs, &opts, &lim, uids, &ready_file);
+	if (!status)
+		status = serve_fd_budget(&devs);
+	if (status) {
+		serve_list_free(&devs);
 		return status;
+	}
 	vfpm_log_set(vfpm_log_stderr, NULL, lim.log_level);
 	vfpm_transport_set_limits(&lim.process);
 	activated = serve_activation_fds();
@@ -360,8 +352,11 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&stop_signals, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-	for (started = 0; started < ndev && !status; started++)
-		status = serve_start(&devs[started], started, activated, &opts);
+	for (started = 0; started < devs.n && !status; started++)
+		status = serve_start(&devs.dev[started], started, activated, &opts,
+				     started >= SERVE_LISTED);
+	if (!status && devs.n > SERVE_LISTED)
+		printf("vfpm: %u devices in all (the first %u listed)\n", devs.n, SERVE_LISTED);
 	if (!status && ready_file) {
 		FILE *f = fopen(ready_file, "w");
 
@@ -374,6 +369,7 @@ int cmd_serve(int argc, char **argv)
 		printf("vfpm: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	}
 	while (started > 0)
-		serve_destroy_device(&devs[--started]);
+		serve_destroy_device(&devs.dev[--started]);
+	serve_list_free(&devs);
 	return status;
 }

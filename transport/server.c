@@ -4,12 +4,13 @@
  * message loop, VERSION negotiation and error replies.
  *
  * Threads: vfpm_server_run accepts on the caller's thread and reaps finished
- * connections; each connection thread opens the device instance, serves its
- * messages in order and tears down.  vfpm_server_serve_fd runs the same
- * connection loop on its caller's thread, which then unlinks and frees the
- * connection itself.  A connection thread never takes
- * srv->lock while calling into the device, so a blocked request cannot hold
- * up accepting, reaping or other connections.
+ * connections; vfpm_server_start hands the same work to the process's one
+ * acceptor thread (server_acceptor.c).  Each connection thread opens the
+ * device instance, serves its messages in order and tears down.
+ * vfpm_server_serve_fd runs the same connection loop on its caller's thread,
+ * which then unlinks and frees the connection itself.  A connection thread
+ * never takes srv->lock while calling into the device, so a blocked request
+ * cannot hold up accepting, reaping or other connections.
  */
 #include "server_internal.h"
 
@@ -305,9 +306,11 @@ static void conn_teardown(struct vfpm_server_conn *conn)
 	srv_budget_put_connection();
 	srv_reserve_fd_refill();
 	pthread_cond_broadcast(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
 	/* Let the accept loop join this thread. */
-	eventfd_write(srv->wake_fd, 1);
+	if (srv->wake_fd >= 0)
+		eventfd_write(srv->wake_fd, 1);
+	pthread_mutex_unlock(&srv->lock);
+	srv_acceptor_conn_finished(srv);
 }
 
 /* Serve the connection until it ends, then tear it down. */
@@ -457,9 +460,10 @@ static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
 {
 	static struct vfpm_ratelimit rl;
 	char who[160];
+	int dropped = srv_drop_with_reserve(srv, who, sizeof(who));
 
-	if (!srv_drop_with_reserve(srv, who, sizeof(who)))
-		return false;	/* no reserve either: pause until a connection ends */
+	if (dropped <= 0)
+		return dropped == 0;	/* -1, no reserve either: pause until a connection ends */
 	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: the process is out of "
 		     "file descriptors (%s); the newest connection was closed", who,
 		     strerror(err));
@@ -467,12 +471,11 @@ static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
 }
 
 /*
- * Accept one connection.  false when accepting should pause: out of fds or
- * memory even with the reserve given up, the pending connection stays
- * queued until a connection finishes (polling the listening socket
- * meanwhile would spin).
+ * false when accepting should pause: out of fds or memory even with the
+ * reserve given up, the pending connection stays queued until a connection
+ * finishes (polling the listening socket meanwhile would spin).
  */
-static bool accept_one(struct vfpm_server *srv)
+bool srv_accept_one(struct vfpm_server *srv)
 {
 	static struct vfpm_ratelimit connected_rl;
 	struct vfpm_server_conn *conn;
@@ -530,8 +533,7 @@ static bool accept_one(struct vfpm_server *srv)
 	return true;
 }
 
-/* Join and free the finished connections (all of them when all is set). */
-static void reap(struct vfpm_server *srv, bool all)
+void srv_reap(struct vfpm_server *srv, bool all)
 {
 	for (;;) {
 		struct vfpm_server_conn **pp, *conn = NULL;
@@ -556,7 +558,7 @@ int vfpm_server_run(struct vfpm_server *srv)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = srv->listen_fd, .events = POLLIN },
-		{ .fd = srv->wake_fd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
 	};
 	bool paused = false;
 
@@ -567,6 +569,19 @@ int vfpm_server_run(struct vfpm_server *srv)
 		pthread_mutex_unlock(&srv->lock);
 		return -EBUSY;
 	}
+	if (srv->stopping) {
+		/* Stopped before it ran: return at once, as the loop would. */
+		pthread_mutex_unlock(&srv->lock);
+		return 0;
+	}
+	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (srv->wake_fd < 0) {
+		int err = -errno;
+
+		pthread_mutex_unlock(&srv->lock);
+		return err;
+	}
+	pfd[1].fd = srv->wake_fd;
 	srv->running = true;
 	pthread_mutex_unlock(&srv->lock);
 
@@ -589,23 +604,19 @@ int vfpm_server_run(struct vfpm_server *srv)
 		if (stopping)
 			break;
 		if (n > 0 && (pfd[0].revents & POLLIN))
-			paused = !accept_one(srv);
-		reap(srv, false);
+			paused = !srv_accept_one(srv);
+		srv_reap(srv, false);
 	}
 	/* vfpm_server_stop has shut the sockets down: every thread finishes. */
-	reap(srv, true);
+	srv_reap(srv, true);
 
 	pthread_mutex_lock(&srv->lock);
 	srv->running = false;
+	close(srv->wake_fd);
+	srv->wake_fd = -1;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
 	return 0;
-}
-
-static void *run_thread(void *arg)
-{
-	vfpm_server_run(arg);
-	return NULL;
 }
 
 int vfpm_server_start(struct vfpm_server *srv)
@@ -619,16 +630,25 @@ int vfpm_server_start(struct vfpm_server *srv)
 		pthread_mutex_unlock(&srv->lock);
 		return -EBUSY;
 	}
-	err = pthread_create(&srv->run_thread, NULL, run_thread, srv);
-	if (!err)
-		srv->started = true;
+	/*
+	 * Claimed first, attached without srv->lock (the acceptor takes it
+	 * under its own locks); a stop meanwhile waits for attaching to end.
+	 */
+	srv->started = srv->running = srv->attaching = true;
 	pthread_mutex_unlock(&srv->lock);
-	return -err;
+	err = srv_acceptor_attach(srv);
+	pthread_mutex_lock(&srv->lock);
+	srv->attaching = false;
+	if (err)
+		srv->started = srv->running = false;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	return err;
 }
 
 void vfpm_server_stop(struct vfpm_server *srv)
 {
-	bool join;
+	bool detach;
 
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
@@ -638,22 +658,32 @@ void vfpm_server_stop(struct vfpm_server *srv)
 		if (c->dma_sock >= 0)
 			shutdown(c->dma_sock, SHUT_RDWR);
 	}
+	if (srv->wake_fd >= 0)
+		eventfd_write(srv->wake_fd, 1);
+	while (srv->attaching)
+		pthread_cond_wait(&srv->cond, &srv->lock);
+	detach = srv->started;
+	srv->started = false;
 	pthread_mutex_unlock(&srv->lock);
-	eventfd_write(srv->wake_fd, 1);
+
+	if (detach) {
+		/* Then nobody accepts for srv, and its connection threads are ours to join. */
+		srv_acceptor_detach(srv);
+		srv_reap(srv, true);
+		pthread_mutex_lock(&srv->lock);
+		srv->running = false;
+		pthread_cond_broadcast(&srv->cond);
+		pthread_mutex_unlock(&srv->lock);
+	}
 
 	pthread_mutex_lock(&srv->lock);
-	join = srv->started;
-	srv->started = false;
-	if (!join) {
-		while (srv->running)
-			pthread_cond_wait(&srv->cond, &srv->lock);
-	}
+	/* A concurrent stop, or vfpm_server_run on its caller's thread, finishes first. */
+	while (srv->running)
+		pthread_cond_wait(&srv->cond, &srv->lock);
 	/* Connections served by vfpm_server_serve_fd end on their callers' threads. */
 	while (srv->on_caller)
 		pthread_cond_wait(&srv->cond, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
-	if (join)
-		pthread_join(srv->run_thread, NULL);
 }
 
 int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
@@ -745,7 +775,8 @@ static int listen_on(const char *path, mode_t mode)
 			return -EADDRINUSE;
 		unlink(path);
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: one acceptor serves every socket and must never wait on one. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
@@ -818,14 +849,7 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 	srv->max_msg_size = VFIO_USER_HDR_SIZE + (size_t)srv->caps.max_data_xfer_size +
 			    VFIO_USER_MSG_SLACK;
 	srv->listen_fd = -1;
-	srv->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (srv->wake_fd < 0) {
-		int err = -errno;
-
-		free((void *)srv->opts.allowed_uids);
-		free(srv);
-		return err;
-	}
+	srv->wake_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	cond_init_monotonic(&srv->cond);
 	/* Connection threads need little stack; a model that needs more makes its own. */
@@ -840,7 +864,6 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 static void server_free(struct vfpm_server *srv)
 {
 	pthread_attr_destroy(&srv->thread_attr);
-	close(srv->wake_fd);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);
 	free((void *)srv->opts.allowed_uids);
@@ -912,6 +935,7 @@ int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 	if (err)
 		return err;
 	fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+	fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
 	srv->listen_fd = listen_fd;
 	server_name_from_fd(srv, listen_fd);
 	*out = srv;

@@ -138,8 +138,7 @@ struct vfpm_server_conn {
 struct vfpm_server {
 	struct vfpm_device *dev;	/* immutable */
 	char *path;			/* immutable */
-	int listen_fd;			/* immutable */
-	int wake_fd;			/* eventfd: stop requested or a connection finished */
+	int listen_fd;			/* immutable; non-blocking */
 	struct vfpm_server_opts opts;	/* immutable; allowed_uids points to our own copy,
 					   and every limit has its value (no 0) */
 	char name[112];			/* immutable: the socket path, for the log */
@@ -153,10 +152,21 @@ struct vfpm_server {
 	unsigned int live;		/* conns not finished */
 	unsigned int on_caller;		/* vfpm_server_serve_fd calls not returned yet */
 	bool stopping;
-	bool running;			/* inside vfpm_server_run */
-	bool started;			/* run_thread exists */
-	pthread_t run_thread;
+	/* Something accepts for it: vfpm_server_run, or the acceptor until stop has reaped. */
+	bool running;
+	bool started;			/* attached to the acceptor (vfpm_server_start) */
+	bool attaching;			/* vfpm_server_start is attaching it (stop waits) */
+	/*
+	 * eventfd of vfpm_server_run's loop (stop requested or a connection
+	 * finished), -1 outside it: a started server needs none.
+	 */
+	int wake_fd;
 	pthread_attr_t thread_attr;	/* immutable: of connection threads */
+
+	/* The acceptor's (server_acceptor.c), under its reap lock. */
+	bool acc_attached;
+	bool acc_reap_queued;		/* on its list of servers to reap */
+	struct vfpm_server *acc_reap_next;
 };
 
 /* A reply payload: up to two pieces and the fds that go with it. */
@@ -190,6 +200,28 @@ size_t srv_reply_max(const struct vfpm_server_conn *conn);
 int srv_conn_open_instance(struct vfpm_server_conn *conn);
 int srv_dispatch_command(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
 
+/* Accepting (server.c), shared by vfpm_server_run and the acceptor. */
+/*
+ * Accept one connection on srv's listening socket and hand it to a thread of
+ * its own.  false when all accepting should pause (out of fds or memory even
+ * with the reserve given up) until a connection finishes or a while passes.
+ */
+bool srv_accept_one(struct vfpm_server *srv);
+/* Join and free srv's finished connections (all of them when all is set). */
+void srv_reap(struct vfpm_server *srv, bool all);
+
+/* The process's acceptor (server_acceptor.c): one thread for every started server. */
+/* Accept for srv from now on (the thread starts with the first server); 0 or -errno. */
+int srv_acceptor_attach(struct vfpm_server *srv);
+/*
+ * Stop accepting for srv.  When it returns the acceptor no longer touches
+ * srv (srv's connection threads are the caller's to join); the last server
+ * out ends the thread.
+ */
+void srv_acceptor_detach(struct vfpm_server *srv);
+/* A connection of srv finished: its thread can be joined (from that thread). */
+void srv_acceptor_conn_finished(struct vfpm_server *srv);
+
 /* Process-wide budgets and the reserve fd (server_limits.c). */
 /*
  * A place in the process's connection budget for a device that has
@@ -207,10 +239,11 @@ void srv_budget_put_dma_maps(unsigned int n);
 void srv_reserve_fd_init(void);
 /*
  * Out of fds: give up the reserve for a moment to accept and close the
- * connection that is waiting on srv, then take the reserve back.  true when
- * one was dropped (who says whose).
+ * connection that is waiting on srv, then take the reserve back.  1 when
+ * one was dropped (who says whose), 0 when none was waiting any more, -1
+ * when it could not be done (no reserve, or its fd was taken meanwhile).
  */
-bool srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len);
+int srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len);
 /* Take the reserve fd back if an earlier try found no fd free (a connection ended). */
 void srv_reserve_fd_refill(void);
 /* Who is at the other end of sock: pid, uid, and "SERVER: client pid P uid U" in who. */

@@ -148,9 +148,9 @@ void srv_reserve_fd_init(void)
 	pthread_once(&limits_once, limits_init);
 }
 
-bool srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len)
+int srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len)
 {
-	bool dropped = false;
+	int ret = -1;
 	int sock;
 
 	pthread_mutex_lock(&reserve_lock);
@@ -164,12 +164,14 @@ bool srv_drop_with_reserve(const struct vfpm_server *srv, char *who, size_t len)
 			srv_describe_peer(srv, sock, &pid, &uid, who, len);
 			/* Closed before the reserve is taken back: it needs that fd. */
 			close(sock);
-			dropped = true;
+			ret = 1;
+		} else if (errno == EAGAIN || errno == ECONNABORTED) {
+			ret = 0;	/* the client gave up meanwhile */
 		}
 		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 	pthread_mutex_unlock(&reserve_lock);
-	return dropped;
+	return ret;
 }
 
 void srv_reserve_fd_refill(void)

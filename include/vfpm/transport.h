@@ -3,7 +3,9 @@
  * vfpm transport (layer 5): a vfpm device served over vfio-user (QEMU's
  * docs/interop/vfio-user.rst) on an AF_UNIX stream socket.
  *
- * One listening socket per device.  Every accepted connection is one open
+ * One listening socket per device.  Servers started with vfpm_server_start
+ * share one accepting thread for the whole process, so idle devices cost no
+ * thread each.  Every accepted connection is one open
  * instance of the device (vfpm_device_open), served by its own thread, so a
  * request that blocks (a slow trapped access, a resume) holds up only its own
  * connection, and a client that stops reading its replies stalls nobody else.
@@ -124,17 +126,28 @@ VFPM_API int vfpm_server_create(struct vfpm_device *dev, const char *socket_path
 		       const struct vfpm_server_opts *opts, struct vfpm_server **out);
 /*
  * The same around a listening AF_UNIX stream socket the caller already has
- * (systemd socket activation).  The server owns it from then on and closes
- * it; it does not know or remove any socket file.  -EINVAL when the fd is not
+ * (systemd socket activation).  The server owns it from then on (it makes it
+ * non-blocking) and closes it; it does not know or remove any socket file.  -EINVAL when the fd is not
  * a listening stream socket.  listen_fd -1 makes a server without one, which
  * serves only the connections given to vfpm_server_serve_fd (run and start
  * then return -EINVAL).
  */
 VFPM_API int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 			  const struct vfpm_server_opts *opts, struct vfpm_server **out);
-/* Accept and serve connections on the calling thread until vfpm_server_stop. */
+/*
+ * Accept connections on the calling thread until vfpm_server_stop (each is
+ * served on a thread of its own, as always).  0 once stopped; -EBUSY when
+ * the server is already run or started, -EINVAL without a listening socket.
+ */
 VFPM_API int vfpm_server_run(struct vfpm_server *srv);
-/* vfpm_server_run on a thread of its own. */
+/*
+ * Accept connections in the background until vfpm_server_stop, as
+ * vfpm_server_run does, on the process's one accepting thread: it serves
+ * every started server (epoll on their listening sockets), starts with the
+ * first and ends with the last one stopped, and holds two fds meanwhile.
+ * -EBUSY when the server is already started, run or stopped, -EINVAL
+ * without a listening socket.
+ */
 VFPM_API int vfpm_server_start(struct vfpm_server *srv);
 /*
  * Serve one already-connected AF_UNIX stream socket (an inetd-style

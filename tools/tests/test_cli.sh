@@ -131,6 +131,69 @@ kill -INT "$serve_pid"; wait "$serve_pid"; rc=$?
 grep -q "SIGINT, shutting down" serve.log && ok "serve: says why it stops" || bad "serve: log $(cat serve.log)"
 [ ! -e m.sock ] && [ ! -e p.sock ] && ok "serve: sockets removed" || bad "serve: sockets left behind"
 
+# ---- serve: a device list file, and more than 16 devices ----
+mkdir -p list
+{
+	echo "# two of each kind, and one on the command line"
+	echo "memory list/m0.sock"
+	echo ""
+	echo "  optout list/o0.sock   # no runtime PM"
+	echo "poller list/p0.sock --backend list/p0.be"
+	echo "nvme list/n0.sock --backing disk.img --block-size 4096"
+	for i in $(seq 1 20); do echo "memory list/m$i.sock"; done
+} >devices.list
+"$VFPM" serve --devices devices.list --device memory --socket list/cli.sock --ready-file lready \
+	>lserve.log 2>&1 &
+lserve_pid=$!; pids+=("$lserve_pid")
+if wait_for lready; then ok "serve: --devices ready"; else bad "serve: --devices ready (log: $(cat lserve.log))"; fi
+[ -S list/p0.be ] && [ -S list/m20.sock ] && [ -S list/cli.sock ] && ok "serve: --devices: every socket" ||
+	bad "serve: --devices sockets: $(ls list)"
+check "serve: --devices: a listed device answers" 0 "^power: suspended" -- "$VFPM" info list/m20.sock
+check "serve: --devices: the nvme line's options" 0 "region 0 \(BAR0\): size 0x4000" -- \
+	"$VFPM" info list/n0.sock
+check "serve: --devices and --device together" 0 "^power: suspended" -- "$VFPM" info list/cli.sock
+# What the fd check counts per device (3, a poller 4) is what the devices hold.
+fds=$(ls /proc/"$lserve_pid"/fd | wc -l)
+[ "$fds" -le $((3 * 24 + 4 + 16)) ] && ok "serve: 25 devices hold $fds fds, within the fd check's count" ||
+	bad "serve: 25 devices hold $fds fds, more than the fd check counts"
+threads=$(grep Threads: /proc/"$lserve_pid"/status | awk '{print $2}')
+[ "$threads" -le 8 ] && ok "serve: 25 idle devices, $threads threads" || bad "serve: $threads threads"
+kill -TERM "$lserve_pid"; wait "$lserve_pid"; rc=$?
+[ "$rc" = 0 ] && [ ! -e list/m20.sock ] && ok "serve: --devices stops on SIGTERM" || bad "serve: --devices exit $rc"
+
+printf 'memory a.sock\n# fine so far\nmemory b.sock --backing disk.img\n' >bad.list
+check "serve: --devices: a bad line says file:line" 1 "bad.list:3: --backing is for an nvme device, not memory" -- \
+	"$VFPM" serve --devices bad.list
+printf 'memory a.sock\ndisk d.sock\n' >bad.list
+check "serve: --devices: an unknown kind" 1 "bad.list:2: unknown device kind 'disk'" -- \
+	"$VFPM" serve --devices bad.list
+printf 'poller\n' >bad.list
+check "serve: --devices: a line without a socket" 1 "bad.list:1: a poller device needs its socket" -- \
+	"$VFPM" serve --devices bad.list
+printf 'nvme n.sock --backing disk.img --block-size 1024\n' >bad.list
+check "serve: --devices: a bad option value" 1 "bad.list:1: --block-size wants 512 or 4096" -- \
+	"$VFPM" serve --devices bad.list
+printf 'memory a.sock --colour red\n' >bad.list
+check "serve: --devices: an unknown option" 1 "bad.list:1: unknown device option '--colour'" -- \
+	"$VFPM" serve --devices bad.list
+check "serve: --devices: a missing file" 2 "cannot read the device list nope.list: No such file" -- \
+	"$VFPM" serve --devices nope.list
+printf '# nothing\n\n' >bad.list
+check "serve: --devices: no device" 1 "no device in the device list" -- "$VFPM" serve --devices bad.list
+check "serve: a device option after --devices" 1 "--socket after --devices" -- \
+	"$VFPM" serve --devices devices.list --socket x.sock
+[ ! -e a.sock ] && ok "serve: no socket left by a bad list" || bad "serve: a.sock left behind"
+
+# Too many devices for the fd limit: said before anything is created.
+check "serve: too few fds for the devices" 2 \
+	"24 devices need [0-9]+ file descriptors .* the fd limit \(RLIMIT_NOFILE\) is 64, its hard limit: [0-9]+ of the devices fit.  Raise the hard limit to [0-9]+" -- \
+	prlimit --nofile=64:64 "$VFPM" serve --devices devices.list
+[ ! -e list/m0.sock ] && ok "serve: nothing created when the fds are too few" || bad "serve: list/m0.sock created"
+check "serve: the soft fd limit is raised to the hard one" 0 "Max open files +512 +512" -- \
+	bash -c '(prlimit --nofile=64:512 "$1" serve --devices "$2" --ready-file sready >sserve.log 2>&1 &
+		  p=$!; for _ in $(seq 100); do [ -e sready ] && break; sleep 0.1; done
+		  grep "open files" /proc/$p/limits; kill $p; wait $p; cat sready)' _ "$VFPM" devices.list
+
 # ---- systemd socket activation ----
 python3 - "$VFPM" <<'PY' >act.log 2>&1 &
 import os, socket, sys
