@@ -6,7 +6,8 @@
  * comes before or after it, a message larger than the buffer works and an
  * oversized one is still refused; and a request written in one piece costs
  * the server's connection thread two socket syscalls, one recvmsg and one
- * sendmsg.
+ * sendmsg.  First, the kernel behaviour that matching fds to messages relies
+ * on.
  *
  * The connection is served by vfpm_server_serve_fd on a thread of the test,
  * so that the test can read that thread's syscall count when it returns.
@@ -227,6 +228,55 @@ static void unpark_server(struct rfix *r, uint16_t id)
 {
 	tm_read_gate_open(r->f->model);
 	assert_int_equal(expect_read_reply(r->sock, id, 4), TM_SLOW_VALUE);
+}
+
+/*
+ * The kernel behaviour the buffered receive relies on (tran_sock.c): a
+ * stream read ends right after the bytes that carried fds, and the fds ride
+ * on the first bytes of their sendmsg.  Three sendmsgs, the second with an
+ * fd, queued before one large read: the read returns the first two and the
+ * fd; the next one the third, without.
+ */
+static void test_kernel_ends_read_after_fds(void **state)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} ctl;
+	char buf[4096];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int sv[2], efd = t_eventfd(), got[2] = { 0, 0 };
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	send_bytes(sv[0], "AAAA", 4, NULL, 0);
+	send_bytes(sv[0], "BBBB", 4, &efd, 1);
+	send_bytes(sv[0], "CCCC", 4, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		got[i] = (int)recvmsg(sv[1], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (i == 0) {
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			int fd;
+
+			assert_non_null(c);
+			assert_int_equal(c->cmsg_type, SCM_RIGHTS);
+			assert_int_equal(c->cmsg_len, CMSG_LEN(sizeof(int)));
+			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+			close(fd);
+			assert_memory_equal(buf, "AAAABBBB", 8);
+		} else {
+			assert_int_equal(mh.msg_controllen, 0);
+			assert_memory_equal(buf, "CCCC", 4);
+		}
+	}
+	assert_int_equal(got[0], 8);
+	assert_int_equal(got[1], 4);
+	close(sv[0]);
+	close(sv[1]);
+	close(efd);
 }
 
 /* Eight requests in one write: eight replies, in order, each with its data. */
@@ -521,6 +571,8 @@ static void test_syscalls_per_request(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_kernel_ends_read_after_fds, rfix_setup,
+						rfix_teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_in_order, rfix_setup, rfix_teardown),
 		cmocka_unit_test_setup_teardown(test_byte_by_byte, rfix_setup, rfix_teardown),
 		cmocka_unit_test_setup_teardown(test_fds_then_plain, rfix_setup, rfix_teardown),
