@@ -233,7 +233,7 @@ static int serve_one(struct vfpm_server_conn *conn)
 	bool no_reply;
 	int err;
 
-	err = vfpm_sock_recv_msg_limited(conn->sock, &m, &lim);
+	err = vfpm_sock_rx_next(&conn->rx, conn->sock, &m, &lim);
 	if (err == -EBADMSG || err == -E2BIG) {
 		/* The size cannot be believed: say why, then drop the stream. */
 		conn->bad_msg_size = m.hdr.msg_size;
@@ -323,8 +323,16 @@ static void conn_serve(struct vfpm_server_conn *conn)
 
 	conn->serving_thread = pthread_self();
 	conn->serving = true;
+	vfpm_sock_rx_init(&conn->rx);
+	/*
+	 * Messages are served in the order they came, each one already
+	 * buffered before the socket is read again: a request written in one
+	 * piece costs one recvmsg and its reply one sendmsg.
+	 */
 	while ((err = serve_one(conn)) == 0)
 		;
+	/* What came after the last message served (and its fds) is dropped. */
+	vfpm_sock_rx_release(&conn->rx);
 	/* No more replies will come: a model waiting for one gives up now. */
 	srv_main_dma_close(conn);
 	why = drop_reason(conn, err, buf, sizeof(buf));

@@ -89,6 +89,8 @@ struct vfpm_server_conn {
 	uint32_t bad_msg_size;		/* the msg_size that ended the connection */
 	struct vfpm_caps peer;		/* the client's capabilities */
 	struct dma_table dma;
+	/* What the client sent and the loop has not served yet (set up by the loop). */
+	struct vfpm_sock_rx rx;
 
 	/*
 	 * The twin socket of server-to-client DMA messages (-1: none).

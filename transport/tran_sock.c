@@ -5,7 +5,11 @@
  * A stream socket has no message boundaries, but the kernel never hands out
  * the fds of a later sendmsg while completing a read of an earlier one when
  * the reader asks for exactly the bytes it is missing; so reading the header,
- * then exactly msg_size - 16 bytes, collects precisely this message's fds.
+ * then exactly msg_size - 16 bytes, collects precisely this message's fds
+ * (vfpm_sock_recv_msg, the client's and the twin socket's way).  The server's
+ * connections read through a buffer instead (vfpm_sock_rx_next): one recvmsg
+ * takes header and payload, and the fds are matched to their message by the
+ * rule written above that code.
  */
 #include "tran_sock.h"
 
@@ -20,6 +24,14 @@
 
 #define FDS_CMSG_SPACE CMSG_SPACE(sizeof(int) * VFPM_SOCK_MAX_FDS)
 #define SEND_MAX_IOV 8
+
+/* The socket syscalls this thread made here (vfpm_sock_thread_syscalls). */
+static _Thread_local unsigned long thread_syscalls;
+
+unsigned long vfpm_sock_thread_syscalls(void)
+{
+	return thread_syscalls;
+}
 
 void vfpm_msg_init(struct vfpm_msg *m)
 {
@@ -53,8 +65,23 @@ int vfpm_msg_take_fd(struct vfpm_msg *m, unsigned int i)
 	return fd;
 }
 
-/* Keep the fds of one recvmsg in m, or close them when m is NULL or full. */
-static void stash_fds(struct vfpm_msg *m, struct msghdr *mh, unsigned int max_fds)
+/* Where the fds of one recvmsg go: fds[*n], up to max altogether (NULL: nowhere). */
+struct fd_sink {
+	int *fds;
+	unsigned int *n;
+	bool *truncated;	/* set when one had to be dropped */
+	unsigned int max;
+};
+
+/* The fds a message collects as they arrive. */
+static struct fd_sink msg_sink(struct vfpm_msg *m, unsigned int max_fds)
+{
+	return (struct fd_sink){ .fds = m->fds, .n = &m->nfds, .truncated = &m->fds_truncated,
+				 .max = max_fds < VFPM_SOCK_MAX_FDS ? max_fds : VFPM_SOCK_MAX_FDS };
+}
+
+/* Keep the fds of one recvmsg in the sink, or close them when there is no room. */
+static void stash_fds(const struct fd_sink *sink, struct msghdr *mh)
 {
 	if (mh->msg_controllen) {
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
@@ -67,19 +94,19 @@ static void stash_fds(struct vfpm_msg *m, struct msghdr *mh, unsigned int max_fd
 				int fd;
 
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-				if (m && m->nfds < max_fds) {
-					m->fds[m->nfds++] = fd;
+				if (sink && *sink->n < sink->max) {
+					sink->fds[(*sink->n)++] = fd;
 				} else {
 					close(fd);
-					if (m)
-						m->fds_truncated = true;
+					if (sink)
+						*sink->truncated = true;
 				}
 			}
 		}
 	}
 	/* The kernel dropped fds that found no room: they were never ours. */
-	if (m && (mh->msg_flags & MSG_CTRUNC))
-		m->fds_truncated = true;
+	if (sink && (mh->msg_flags & MSG_CTRUNC))
+		*sink->truncated = true;
 }
 
 static int64_t now_ms(void)
@@ -109,6 +136,7 @@ static int wait_readable(int sock, int64_t deadline_ms)
 
 		if (left <= 0)
 			return -ETIMEDOUT;
+		thread_syscalls++;
 		n = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
 		if (n > 0)
 			return 0;
@@ -119,18 +147,18 @@ static int wait_readable(int sock, int64_t deadline_ms)
 
 /*
  * One recvmsg: bytes read, 0 at end of stream, or a negative errno.  At most
- * max_fds fds in m altogether: the control buffer has room for only as many
- * as may still come, so the kernel never installs the others in our fd
- * table.  With a deadline (0: none) it never blocks past it (-ETIMEDOUT).
+ * sink->max fds in the sink altogether: the control buffer has room for only
+ * as many as may still come, so the kernel never installs the others in our
+ * fd table.  With a deadline (0: none) it never blocks past it (-ETIMEDOUT).
  */
-static ssize_t recv_some(int sock, void *buf, size_t len, struct vfpm_msg *m,
-			 unsigned int max_fds, int64_t deadline_ms)
+static ssize_t recv_some(int sock, void *buf, size_t len, const struct fd_sink *sink,
+			 int64_t deadline_ms)
 {
 	union {
 		char buf[FDS_CMSG_SPACE];
 		struct cmsghdr align;
 	} ctl;
-	unsigned int room = m && max_fds > m->nfds ? max_fds - m->nfds : 0;
+	unsigned int room = sink && sink->max > *sink->n ? sink->max - *sink->n : 0;
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
@@ -141,6 +169,7 @@ static ssize_t recv_some(int sock, void *buf, size_t len, struct vfpm_msg *m,
 		mh.msg_control = room ? ctl.buf : NULL;
 		mh.msg_controllen = room ? CMSG_SPACE(sizeof(int) * room) : 0;
 		mh.msg_flags = 0;
+		thread_syscalls++;
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | (deadline_ms ? MSG_DONTWAIT : 0));
 		if (n >= 0)
 			break;
@@ -152,7 +181,7 @@ static ssize_t recv_some(int sock, void *buf, size_t len, struct vfpm_msg *m,
 		if (n < 0)
 			return n;
 	}
-	stash_fds(m, &mh, m ? max_fds : 0);
+	stash_fds(sink, &mh);
 	return n;
 }
 
@@ -183,7 +212,8 @@ static int recv_exact(int sock, void *buf, size_t len, struct vfpm_msg *m, struc
 {
 	*got = 0;
 	while (*got < len) {
-		ssize_t n = recv_some(sock, (char *)buf + *got, len - *got, m, st->max_fds,
+		struct fd_sink sink = m ? msg_sink(m, st->max_fds) : (struct fd_sink){ 0 };
+		ssize_t n = recv_some(sock, (char *)buf + *got, len - *got, m ? &sink : NULL,
 				      st->deadline_ms);
 
 		if (n < 0)
@@ -246,6 +276,242 @@ int vfpm_sock_recv_msg(int sock, struct vfpm_msg *m, size_t max_size)
 	return vfpm_sock_recv_msg_limited(sock, m, &lim);
 }
 
+/* ---- the buffered receive of a server connection ---- */
+
+/*
+ * Which message the fds of a read belong to.  On an AF_UNIX stream socket
+ * (Linux, unix_stream_read_generic) the fds a sender passes with sendmsg
+ * ride on the first skb that sendmsg queues, and a read that takes fds from
+ * an skb returns as soon as that skb is consumed, or when the buffer is full:
+ * a read never takes the fds of two sendmsgs, and the bytes of the skb that
+ * carried them are the last bytes of the read.  The fds therefore belong to
+ * the last message that starts in the bytes of the read, or, when none
+ * starts in it, to the message the read continues.  For a sender that writes
+ * each message with one sendmsg (the vfpm client, QEMU, libvfio-user) this
+ * is exactly the message they were sent with.
+ *
+ * Checked on Linux 6.18 with two sendmsgs queued before one 4 KiB recvmsg:
+ * "AAAA" then "BBBB" with an eventfd then "CCCC" read as 8 bytes "AAAABBBB"
+ * with 1 fd, then "CCCC" with none; "AAAA" with an fd then "BBBB" read as
+ * "AAAA" with the fd, then "BBBB"; both with fds read as two reads of one fd
+ * each; a 300,000-byte sendmsg with an fd read its fd with the first 36,544
+ * bytes only; and "pp" then 8 bytes with an fd read with a 6-byte buffer
+ * gave the fd with "ppQQQQ", the read holding the skb's first byte.
+ *
+ * A client that puts two messages in one sendmsg with fds gets them on the
+ * later one (nothing tells where in the skb it meant them); a client that
+ * splits a message oddly may get its fds on another of its own messages.
+ * Either way the fds stay on this connection, within max_fds per message,
+ * and the command that did not expect them is refused.
+ */
+
+void vfpm_sock_rx_init(struct vfpm_sock_rx *rx)
+{
+	rx->start = 0;
+	rx->end = 0;
+	rx->head_deadline_ms = 0;
+	rx->fds_at = 0;
+	rx->nfds = 0;
+	rx->fds_truncated = false;
+}
+
+static void rx_drop_fds(struct vfpm_sock_rx *rx)
+{
+	for (unsigned int i = 0; i < rx->nfds; i++)
+		close(rx->fds[i]);
+	rx->nfds = 0;
+	rx->fds_truncated = false;
+}
+
+void vfpm_sock_rx_release(struct vfpm_sock_rx *rx)
+{
+	rx_drop_fds(rx);
+	vfpm_sock_rx_init(rx);
+}
+
+static bool rx_holds_fds(const struct vfpm_sock_rx *rx)
+{
+	return rx->nfds || rx->fds_truncated;
+}
+
+/* msg_size of the header at off (whole in the buffer). */
+static uint32_t rx_msg_size(const struct vfpm_sock_rx *rx, size_t off)
+{
+	struct vfio_user_header hdr;
+
+	memcpy(&hdr, rx->buf + off, sizeof(hdr));
+	return hdr.msg_size;
+}
+
+/* The message that owns the fds of a read of buf[from, rx->end): see above. */
+static size_t rx_fds_owner(const struct vfpm_sock_rx *rx, size_t from)
+{
+	size_t owner = rx->start, at = rx->start;
+
+	while (at < rx->end) {
+		uint32_t size;
+
+		if (at >= from)
+			owner = at;
+		if (rx->end - at < VFIO_USER_HDR_SIZE)
+			break;
+		size = rx_msg_size(rx, at);
+		if (size < VFIO_USER_HDR_SIZE)
+			break;	/* refused as soon as it is the head */
+		at += size;
+	}
+	return owner;
+}
+
+/* Hand the fds held for the message at off (if any) to m. */
+static void rx_give_fds(struct vfpm_sock_rx *rx, size_t off, struct vfpm_msg *m)
+{
+	if (!rx_holds_fds(rx) || rx->fds_at != off)
+		return;
+	memcpy(m->fds, rx->fds, rx->nfds * sizeof(int));
+	m->nfds = rx->nfds;
+	m->fds_truncated = rx->fds_truncated;
+	rx->nfds = 0;
+	rx->fds_truncated = false;
+}
+
+/* The head message is whole in the buffer: move it to m. */
+static int rx_take(struct vfpm_sock_rx *rx, struct vfpm_msg *m, size_t size)
+{
+	memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
+	m->len = size - VFIO_USER_HDR_SIZE;
+	if (m->len) {
+		m->payload = malloc(m->len);
+		if (!m->payload)
+			return -ENOMEM;
+		memcpy(m->payload, rx->buf + rx->start + VFIO_USER_HDR_SIZE, m->len);
+	}
+	rx_give_fds(rx, rx->start, m);
+	rx->start += size;
+	if (rx->start == rx->end)
+		rx->start = rx->end = 0;
+	rx->head_deadline_ms = 0;
+	return 0;
+}
+
+/*
+ * The head message is larger than the buffer: what is buffered of it goes
+ * to its own allocation, and the rest is read there directly (exactly its
+ * bytes, so any fds that come meanwhile are its own).
+ */
+static int rx_take_large(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m, size_t size,
+			 const struct vfpm_recv_limits *lim)
+{
+	struct recv_state st = {
+		.max_fds = lim->max_fds, .begun = true,
+		.deadline_ms = earliest(lim->deadline_ms, rx->head_deadline_ms),
+	};
+	size_t have = rx->end - rx->start - VFIO_USER_HDR_SIZE, got;
+
+	memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
+	m->len = size - VFIO_USER_HDR_SIZE;
+	m->payload = malloc(m->len);
+	if (!m->payload)
+		return -ENOMEM;
+	memcpy(m->payload, rx->buf + rx->start + VFIO_USER_HDR_SIZE, have);
+	rx_give_fds(rx, rx->start, m);
+	rx->start = rx->end = 0;
+	rx->head_deadline_ms = 0;
+	return recv_exact(sock, (char *)m->payload + have, m->len - have, m, &st, &got);
+}
+
+/*
+ * One read into the buffer's free space.  While the head message holds fds
+ * already, the read takes only the bytes the head still misses, so that
+ * whatever fds come are its own and count against its max_fds.
+ */
+static int rx_fill(struct vfpm_sock_rx *rx, int sock, const struct vfpm_recv_limits *lim,
+		   int64_t deadline_ms)
+{
+	size_t buffered = rx->end - rx->start, want, from;
+	struct fd_sink sink = {
+		.fds = rx->fds, .n = &rx->nfds, .truncated = &rx->fds_truncated,
+		.max = lim->max_fds < VFPM_SOCK_MAX_FDS ? lim->max_fds : VFPM_SOCK_MAX_FDS,
+	};
+	bool had_fds = rx_holds_fds(rx);
+	ssize_t n;
+
+	if (had_fds && rx->fds_at != rx->start) {
+		/* Cannot happen (only the head can be partial); never let them cross. */
+		rx_drop_fds(rx);
+		rx->fds_truncated = true;
+		rx->fds_at = rx->start;
+	}
+	if (rx->start) {
+		memmove(rx->buf, rx->buf + rx->start, buffered);
+		if (rx_holds_fds(rx))
+			rx->fds_at -= rx->start;
+		rx->start = 0;
+		rx->end = buffered;
+	}
+	want = sizeof(rx->buf) - rx->end;
+	if (rx_holds_fds(rx)) {
+		if (buffered < VFIO_USER_HDR_SIZE)
+			want = VFIO_USER_HDR_SIZE - buffered;
+		else
+			want = rx_msg_size(rx, 0) - buffered;
+	}
+	from = rx->end;
+	n = recv_some(sock, rx->buf + from, want, &sink, deadline_ms);
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return buffered ? -ECONNRESET : -ESHUTDOWN;
+	rx->end += (size_t)n;
+	if (!had_fds && rx_holds_fds(rx))
+		rx->fds_at = rx_fds_owner(rx, from);
+	return 0;
+}
+
+int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
+		      const struct vfpm_recv_limits *lim)
+{
+	int err;
+
+	vfpm_msg_init(m);
+	for (;;) {
+		size_t buffered = rx->end - rx->start;
+
+		if (buffered >= VFIO_USER_HDR_SIZE) {
+			uint32_t size = rx_msg_size(rx, rx->start);
+
+			if (size < VFIO_USER_HDR_SIZE || size > lim->max_size) {
+				memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
+				return size < VFIO_USER_HDR_SIZE ? -EBADMSG : -E2BIG;
+			}
+			if (size <= buffered) {
+				err = rx_take(rx, m, size);
+				break;
+			}
+			if (size > sizeof(rx->buf)) {
+				if (lim->msg_timeout_ms && !rx->head_deadline_ms)
+					rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+				err = rx_take_large(rx, sock, m, size, lim);
+				break;
+			}
+		}
+		/*
+		 * A begun message must be finished within msg_timeout_ms, counted
+		 * from when we first wait for its rest (not from when its first
+		 * byte came in behind a request that took its time).
+		 */
+		if (buffered && lim->msg_timeout_ms && !rx->head_deadline_ms)
+			rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+		err = rx_fill(rx, sock, lim, earliest(lim->deadline_ms,
+						      buffered ? rx->head_deadline_ms : 0));
+		if (err)
+			break;
+	}
+	if (err)
+		vfpm_msg_release(m);
+	return err;
+}
+
 int vfpm_sock_send_msgv(int sock, struct vfio_user_header *hdr, const struct iovec *iov,
 			unsigned int iovcnt, const int *fds, unsigned int nfds)
 {
@@ -288,6 +554,7 @@ int vfpm_sock_send_msgv(int sock, struct vfio_user_header *hdr, const struct iov
 		mh.msg_iov = v + first;
 		mh.msg_iovlen = cnt - first;
 		do {
+			thread_syscalls++;
 			n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 		} while (n < 0 && errno == EINTR);
 		if (n < 0)
@@ -331,6 +598,7 @@ int vfpm_sock_write_all(int sock, const void *buf, size_t len)
 		ssize_t n;
 
 		do {
+			thread_syscalls++;
 			n = send(sock, buf, len, MSG_NOSIGNAL);
 		} while (n < 0 && errno == EINTR);
 		if (n < 0)

@@ -65,6 +65,39 @@ struct vfpm_recv_limits {
 
 /* vfpm_sock_recv_msg within limits; a deadline that passes is -ETIMEDOUT. */
 int vfpm_sock_recv_msg_limited(int sock, struct vfpm_msg *m, const struct vfpm_recv_limits *lim);
+/*
+ * A server connection's receive buffer.  vfpm_sock_rx_next returns the next
+ * message: one already buffered without a syscall, else after one recvmsg
+ * that takes whatever the socket has (header and payload together, and the
+ * requests behind it); a message larger than the buffer has the rest of its
+ * payload read directly into its own allocation.  Fds go with their message
+ * (the rule is in tran_sock.c), at most max_fds per message, never more
+ * installed.  Results, limits and deadlines as vfpm_sock_recv_msg_limited,
+ * except that a begun message's msg_timeout_ms counts from when the
+ * connection first waits for its rest.  After an error the stream is over:
+ * vfpm_sock_rx_release closes the fds the buffer still holds.
+ */
+#define VFPM_SOCK_RX_BUF 4096u
+
+struct vfpm_sock_rx {
+	size_t start, end;		/* the buffered bytes: buf[start, end) */
+	int64_t head_deadline_ms;	/* for the begun message at start; 0: not set */
+	/* Fds received for the message beginning at buf[fds_at] (only one holds any). */
+	size_t fds_at;
+	unsigned int nfds;
+	bool fds_truncated;		/* some of that message's fds were dropped */
+	int fds[VFPM_SOCK_MAX_FDS];
+	unsigned char buf[VFPM_SOCK_RX_BUF];
+};
+
+void vfpm_sock_rx_init(struct vfpm_sock_rx *rx);
+void vfpm_sock_rx_release(struct vfpm_sock_rx *rx);
+int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
+		      const struct vfpm_recv_limits *lim);
+
+/* Socket syscalls (recvmsg, sendmsg, send, poll) the calling thread made here: for tests. */
+unsigned long vfpm_sock_thread_syscalls(void);
+
 /* CLOCK_MONOTONIC in ms, the clock of the deadlines. */
 int64_t vfpm_sock_now_ms(void);
 
