@@ -604,6 +604,8 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 
 	err = pci_build_config(pdev);
 	if (!err)
+		vfpm_pcicfg_share(&pdev->cfg);
+	if (!err)
 		err = pci_bars_init(pdev);
 	if (!err)
 		err = pci_bars_sync_mmap(pdev);
@@ -615,6 +617,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
 		pthread_mutex_destroy(&pdev->backend_lock);
+		vfpm_pcicfg_release(&pdev->cfg);
 		free(pdev);
 		return err;
 	}
@@ -624,6 +627,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
 		pthread_mutex_destroy(&pdev->backend_lock);
+		vfpm_pcicfg_release(&pdev->cfg);
 		free(pdev);
 		return err;
 	}
@@ -658,6 +662,7 @@ void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev)
 	pci_bars_release(pdev);
 	pthread_rwlock_destroy(&pdev->memory_lock);
 	pthread_mutex_destroy(&pdev->backend_lock);
+	vfpm_pcicfg_release(&pdev->cfg);
 	free(pdev);
 }
 
