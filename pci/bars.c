@@ -286,6 +286,19 @@ static int bar_revoke_losing_contents(struct pci_bar *bar)
 #define PAGEMAP_PRESENT (1ull << 63)
 #define PAGEMAP_SWAPPED (1ull << 62)
 #define PAGEMAP_CHUNK 512
+/*
+ * The restorations of one pass over the BARs share one open of
+ * /proc/self/pagemap (an open costs as much as the rest of a small BAR's
+ * restoration): an fd, or one of these.
+ */
+#define PAGEMAP_NOT_OPEN (-1)
+#define PAGEMAP_UNAVAILABLE (-2)
+
+static void pagemap_close(int pagemap)
+{
+	if (pagemap >= 0)
+		close(pagemap);
+}
 
 /*
  * Write [off, off + len) of host to the file with pwrite, not through a
@@ -339,18 +352,24 @@ static void pages_touched(int pagemap, const uint8_t *addr, size_t n, bool *touc
  * are not all zeros (the file is all holes): the copied pages and whatever
  * the model wrote while revoked.
  */
-static int bar_write_back(struct pci_bar *bar)
+static int bar_write_back(struct pci_bar *bar, int *pagemap)
 {
 	uint64_t page = page_size(), size = bar->desc.size, run = 0, run_len = 0;
 	const uint8_t *host = bar->host;
-	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), err = 0;
 	bool touched[PAGEMAP_CHUNK];
+	int err = 0;
+
+	if (*pagemap == PAGEMAP_NOT_OPEN) {
+		*pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (*pagemap < 0)
+			*pagemap = PAGEMAP_UNAVAILABLE;
+	}
 
 	for (uint64_t off = 0; off < size && !err;) {
 		size_t n = (size_t)((size - off) / page < PAGEMAP_CHUNK ? (size - off) / page :
 				   PAGEMAP_CHUNK);
 
-		pages_touched(pagemap, host + off, n, touched);
+		pages_touched(*pagemap, host + off, n, touched);
 		for (size_t i = 0; i < n && !err; i++, off += page) {
 			if (touched[i] && !page_is_zero(host + off, page)) {
 				if (!run_len)
@@ -365,8 +384,6 @@ static int bar_write_back(struct pci_bar *bar)
 	}
 	if (!err && run_len)
 		err = bar_pwrite(bar, run, run_len);
-	if (pagemap >= 0)
-		close(pagemap);
 	return err;
 }
 
@@ -374,7 +391,7 @@ static int bar_write_back(struct pci_bar *bar)
  * Empty the file (whatever a user wrote to it while revoked goes), grow it
  * again, write the contents back and map it at host again.
  */
-static int bar_restore(struct pci_bar *bar)
+static int bar_restore(struct pci_bar *bar, int *pagemap)
 {
 	size_t size = bar->desc.size;
 	int err;
@@ -384,7 +401,7 @@ static int bar_restore(struct pci_bar *bar)
 		return -errno;
 	/* Revoked in place: nothing to write back, the file is all zeros. */
 	if (!bar->contents_lost) {
-		err = bar_write_back(bar);
+		err = bar_write_back(bar, pagemap);
 		if (err)
 			return err;
 	}
@@ -414,6 +431,8 @@ static bool bar_lost(struct pci_bar *bar)
 
 void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)
 {
+	int pagemap = PAGEMAP_NOT_OPEN;
+
 	for (unsigned int i = 0; i < 6; i++) {
 		struct pci_bar *bar = &pdev->bars[i];
 		unsigned int faults;
@@ -424,7 +443,7 @@ void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)
 		faults = vfpm_memguard_faults(bar->guard);
 		err = bar_revoke(bar);
 		if (!err)
-			err = bar_restore(bar);
+			err = bar_restore(bar, &pagemap);
 		vfpm_memguard_rearm(bar->guard, bar->host, bar->desc.size);
 		if (err)
 			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u: a client truncated its memory file and "
@@ -435,6 +454,7 @@ void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)
 				  "(%u page faults recovered, those pages read as zeros); "
 				  "the file is rebuilt", pdev->name, i, faults);
 	}
+	pagemap_close(pagemap);
 }
 
 void pci_bars_repair(struct vfpm_pci_dev *pdev)
@@ -455,7 +475,7 @@ void pci_bars_repair(struct vfpm_pci_dev *pdev)
 int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 {
 	bool live = !pdev->pm_runtime_engaged && pci_memory_enabled(pdev);
-	int ret = 0;
+	int ret = 0, pagemap = PAGEMAP_NOT_OPEN;
 
 	pci_bars_repair_locked(pdev);
 	for (unsigned int i = 0; i < 6; i++) {
@@ -471,7 +491,7 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 				  i, vfpm_memguard_faults(bar->guard));
 			vfpm_memguard_rearm(bar->guard, bar->host, bar->desc.size);
 		}
-		err = live ? bar_restore(bar) : bar_revoke(bar);
+		err = live ? bar_restore(bar, &pagemap) : bar_revoke(bar);
 		if (err && !live) {
 			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u: cannot keep its contents while revoking "
 				  "the user's mappings (%s); revoked all the same, the contents are "
@@ -485,6 +505,7 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 		if (err && !ret)
 			ret = err;
 	}
+	pagemap_close(pagemap);
 	return ret;
 }
 
