@@ -265,13 +265,15 @@ static void write_report(const char *dir, const struct scale_result *r, int coun
 		"core alone. Threads from /proc/self/status; RSS per device = VmRSS growth / "
 		"N (at N = 1 that is the process's fixed cost: PM worker and server threads, "
 		"allocator arenas); active: the same once every device is open in-process "
-		"with memory decode on (BARs mapped, nothing written) and held ACTIVE; marginal = (growth - growth at N = 1) / (N - 1); fds per "
+		"with memory decode on (BARs mapped, nothing written) and held ACTIVE; "
+		"marginal = (growth - growth at N = 1) / (N - 1); fds per "
 		"device from /proc/self/fd. Suspend all: every device resumed with "
 		"a request reference, then from the first put to the last SUSPENDED, %d "
 		"repetitions (median [min - max]). Wake one: LOW_POWER_ENTRY engaged on one "
 		"device, then a 4-byte read of BAR2 on it while SUSPENDED (resume included), "
 		"%d cycles: a REGION_READ over vfio-user when served, vfpm_instance_read "
-		"otherwise. N = 1 is the baseline. No target in issue 7.\n\n",
+		"otherwise. N = 1 is the baseline. Issue 15's target: RSS <= 32 KiB per idle "
+		"or suspended device (10,000 devices).\n\n",
 		SUSPEND_REPS, WAKE_CYCLES);
 	fprintf(md, "| devices | mode | threads | PM workers | fds / device | RSS KiB / device | "
 		"active KiB / device | marginal KiB / device | create s | suspend all ms | per device us | "
