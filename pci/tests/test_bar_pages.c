@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -355,6 +356,49 @@ static void test_truncated_by_client(void **state)
 	assert_contents(fx, 0);
 }
 
+/* Fill every free fd below the limit, then lower the limit to them: the next open fails. */
+static int exhaust_fds(int *fds, int max, struct rlimit *saved)
+{
+	struct rlimit low;
+	int n = 0, top = 0;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			top = fd;
+	low = (struct rlimit){ (rlim_t)top + 1, saved->rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < max) {
+		int fd = dup(0);
+
+		if (fd < 0)
+			break;
+		fds[n++] = fd;
+	}
+	assert_true(n < max);
+	return n;
+}
+
+/* Without /proc/self/pagemap (no fd left to open it) every page is looked at. */
+static void test_restored_without_pagemap(void **state)
+{
+	struct fixture *fx = *state;
+	struct rlimit saved;
+	int fds[4096], n;
+
+	client_fill(fx, 0, 10, 51);
+	assert_int_equal(tm_entry(fx->inst), 0);
+	model_fill(fx, 0, 11, 52);
+	n = exhaust_fds(fds, 4096, &saved);
+	assert_true(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) < 0);
+	assert_int_equal(tm_exit(fx->inst), 0);
+	while (n > 0)
+		close(fds[--n]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(data_pages(fx->fd[0], 0, BAR0_SIZE), 2);
+	assert_contents(fx, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +406,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_only_dirty_pages_take_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_pages_take_no_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_by_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restored_without_pagemap, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
