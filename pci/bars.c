@@ -324,9 +324,9 @@ static int bar_pwrite(struct pci_bar *bar, uint64_t off, uint64_t len)
 }
 
 /*
- * Was each of the n pages of host from off on ever touched (present or
- * swapped out in the page tables)?  A page never touched is none, and reads
- * as zeros.  Without a pagemap, every page may have been.
+ * Was each of the n pages from addr on ever touched (present or swapped out
+ * in the page tables)?  A page never touched is none, and reads as zeros.
+ * Without a pagemap, every page may have been.
  */
 static void pages_touched(int pagemap, const uint8_t *addr, size_t n, bool *touched)
 {
