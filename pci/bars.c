@@ -66,7 +66,7 @@ static int bar_desc_error(struct vfpm_pci_dev *pdev, unsigned int index, const c
 int pci_bar_check_desc(struct vfpm_pci_dev *pdev, unsigned int index)
 {
 	struct pci_bar *bar = &pdev->bars[index];
-	const struct vfpm_pci_bar_desc *d = &bar->desc;
+	const struct vfpm_pci_bar_desc *d = bar->desc;
 	uint64_t page = page_size(), end = 0;
 	struct stat st;
 
@@ -134,25 +134,25 @@ static int bar_map_memory(struct pci_bar *bar)
 {
 	off_t end;
 
-	if (bar->desc.own_fd) {
-		bar->memfd = fcntl(bar->desc.fd, F_DUPFD_CLOEXEC, 0);
-		bar->fd_offset = bar->desc.fd_offset;
+	if (bar->desc->own_fd) {
+		bar->memfd = fcntl(bar->desc->fd, F_DUPFD_CLOEXEC, 0);
+		bar->fd_offset = bar->desc->fd_offset;
 	} else {
 		bar->memfd = memfd_create("vfpm-bar", MFD_CLOEXEC);
 		bar->fd_offset = 0;
 	}
 	if (bar->memfd < 0)
 		return -errno;
-	end = (off_t)(bar->fd_offset + bar->desc.size);
+	end = (off_t)(bar->fd_offset + bar->desc->size);
 	if (ftruncate(bar->memfd, end) < 0)
 		return -errno;
-	bar->host = mmap(NULL, bar->desc.size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd,
+	bar->host = mmap(NULL, bar->desc->size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd,
 			 (off_t)bar->fd_offset);
 	if (bar->host == MAP_FAILED) {
 		bar->host = NULL;
 		return -errno;
 	}
-	return vfpm_memguard_add(bar->host, bar->desc.size, PROT_READ | PROT_WRITE, &bar->guard);
+	return vfpm_memguard_add(bar->host, bar->desc->size, PROT_READ | PROT_WRITE, &bar->guard);
 }
 
 int pci_bars_init(struct vfpm_pci_dev *pdev)
@@ -162,7 +162,7 @@ int pci_bars_init(struct vfpm_pci_dev *pdev)
 		int err;
 
 		bar->memfd = -1;
-		if (bar->desc.type == VFPM_PCI_BAR_NONE || !bar->nr_areas)
+		if (bar->desc->type == VFPM_PCI_BAR_NONE || !bar->nr_areas)
 			continue;
 		err = bar_map_memory(bar);
 		if (err)
@@ -179,7 +179,7 @@ void pci_bars_release(struct vfpm_pci_dev *pdev)
 		vfpm_memguard_remove(bar->guard);
 		bar->guard = NULL;
 		if (bar->host)
-			munmap(bar->host, bar->desc.size);
+			munmap(bar->host, bar->desc->size);
 		if (bar->memfd >= 0)
 			close(bar->memfd);
 		bar->host = NULL;
@@ -214,13 +214,13 @@ static void copy_nonzero_pages(uint8_t *anon, const uint8_t *host, uint64_t from
  */
 static void bar_copy_contents(struct pci_bar *bar, uint8_t *anon)
 {
-	uint64_t page = page_size(), start = bar->fd_offset, end = start + bar->desc.size;
+	uint64_t page = page_size(), start = bar->fd_offset, end = start + bar->desc->size;
 	uint64_t pos = start;
 	struct stat st;
 
 	if (vfpm_memguard_faults(bar->guard) || fstat(bar->memfd, &st) < 0 ||
 	    (uint64_t)st.st_size < end) {
-		copy_nonzero_pages(anon, bar->host, 0, bar->desc.size);
+		copy_nonzero_pages(anon, bar->host, 0, bar->desc->size);
 		return;
 	}
 	while (pos < end) {
@@ -248,7 +248,7 @@ static void bar_copy_contents(struct pci_bar *bar, uint8_t *anon)
 /* Move the contents to anonymous memory at host, then empty the memfd. */
 static int bar_revoke(struct pci_bar *bar)
 {
-	size_t size = bar->desc.size;
+	size_t size = bar->desc->size;
 	void *anon = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (anon == MAP_FAILED)
@@ -354,7 +354,7 @@ static void pages_touched(int pagemap, const uint8_t *addr, size_t n, bool *touc
  */
 static int bar_write_back(struct pci_bar *bar, int *pagemap)
 {
-	uint64_t page = page_size(), size = bar->desc.size, run = 0, run_len = 0;
+	uint64_t page = page_size(), size = bar->desc->size, run = 0, run_len = 0;
 	const uint8_t *host = bar->host;
 	bool touched[PAGEMAP_CHUNK];
 	int err = 0;
@@ -393,7 +393,7 @@ static int bar_write_back(struct pci_bar *bar, int *pagemap)
  */
 static int bar_restore(struct pci_bar *bar, int *pagemap)
 {
-	size_t size = bar->desc.size;
+	size_t size = bar->desc->size;
 	int err;
 
 	if (ftruncate(bar->memfd, (off_t)bar->fd_offset) < 0 ||
@@ -426,7 +426,7 @@ static bool bar_lost(struct pci_bar *bar)
 	if (vfpm_memguard_faults(bar->guard))
 		return true;
 	return fstat(bar->memfd, &st) == 0 &&
-	       (uint64_t)st.st_size != bar->fd_offset + bar->desc.size;
+	       (uint64_t)st.st_size != bar->fd_offset + bar->desc->size;
 }
 
 void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)
@@ -444,7 +444,7 @@ void pci_bars_repair_locked(struct vfpm_pci_dev *pdev)
 		err = bar_revoke(bar);
 		if (!err)
 			err = bar_restore(bar, &pagemap);
-		vfpm_memguard_rearm(bar->guard, bar->host, bar->desc.size);
+		vfpm_memguard_rearm(bar->guard, bar->host, bar->desc->size);
 		if (err)
 			vfpm_logf(VFPM_LOG_ERR, "%s: BAR%u: a client truncated its memory file and "
 				  "rebuilding it failed (%s); the BAR stays revoked", pdev->name, i,
@@ -489,7 +489,7 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 			vfpm_logf(VFPM_LOG_NOTICE, "%s: BAR%u: a client truncated its memory file "
 				  "(%u page faults recovered, those pages read as zeros)", pdev->name,
 				  i, vfpm_memguard_faults(bar->guard));
-			vfpm_memguard_rearm(bar->guard, bar->host, bar->desc.size);
+			vfpm_memguard_rearm(bar->guard, bar->host, bar->desc->size);
 		}
 		err = live ? bar_restore(bar, &pagemap) : bar_revoke(bar);
 		if (err && !live) {
