@@ -11,6 +11,8 @@
  *
  *  - threads: "Threads:" of /proc/self/status once all are suspended;
  *  - RSS per device: (VmRSS then - VmRSS before the first device) / N;
+ *  - RSS per active device, last: every device opened in-process, memory
+ *    decode on (its BARs mapped) and held ACTIVE (vfpm_device_pm_get), idle;
  *  - suspend all: every device resumed with a request reference
  *    (vfpm_device_pm_get), then timed from the first vfpm_device_pm_put to
  *    the last device reading SUSPENDED (vfpm_pm_wait_status); 5 repetitions;
@@ -53,6 +55,7 @@ struct scale_result {
 	double create_s;		/* creating the devices and starting the servers */
 	long threads, pm_workers;
 	double rss_kib_per_device;
+	double active_kib_per_device;	/* open, memory on, ACTIVE */
 	long rss_before_kib, rss_after_kib;
 	double suspend_all_ms[SUSPEND_REPS];
 	struct bench_stats suspend_all, wake;
@@ -182,6 +185,26 @@ static void sock_path(char *buf, size_t len, const char *dir, long i)
 	snprintf(buf, len, "%s/d%05ld.sock", dir, i);
 }
 
+/* Every device opened in-process, memory decode on, held ACTIVE: idle but awake. */
+static void activate_all(struct vfpm_pci_dev **pdev, long n)
+{
+	for (long i = 0; i < n; i++) {
+		struct vfpm_device *dev = vfpm_pci_device(pdev[i]);
+		uint16_t cmd = PCI_COMMAND_MEMORY;
+		struct vfpm_instance *inst;
+		int err = vfpm_device_open(dev, &inst);
+
+		if (!err)
+			err = vfpm_device_pm_get(dev);
+		if (err)
+			bench_die("open a device and hold it active", err);
+		if (vfpm_instance_write(inst, &cmd, sizeof(cmd),
+					VFPM_REGION_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX) +
+						PCI_COMMAND) != (ssize_t)sizeof(cmd))
+			bench_die("enable memory decode", EIO);
+	}
+}
+
 /* In the child: everything for one N, into *r. */
 static void run_scale(const char *dir, struct scale_result *r)
 {
@@ -226,6 +249,9 @@ static void run_scale(const char *dir, struct scale_result *r)
 	} else {
 		wake_one_inprocess(pdev[n / 2], &r->wake);
 	}
+	/* Last: the instances stay open until the child exits. */
+	activate_all(pdev, n);
+	r->active_kib_per_device = (double)(bench_rss_kib() - r->rss_before_kib) / (double)n;
 }
 
 static void write_report(const char *dir, const struct scale_result *r, int count)
@@ -238,18 +264,21 @@ static void write_report(const char *dir, const struct scale_result *r, int coun
 		"device its own vfpm server and socket, \"devices only\" rows have the PCI "
 		"core alone. Threads from /proc/self/status; RSS per device = VmRSS growth / "
 		"N (at N = 1 that is the process's fixed cost: PM worker and server threads, "
-		"allocator arenas); marginal = (growth - growth at N = 1) / (N - 1); fds per "
+		"allocator arenas); active: the same once every device is open in-process "
+		"with memory decode on (BARs mapped, nothing written) and held ACTIVE; "
+		"marginal = (growth - growth at N = 1) / (N - 1); fds per "
 		"device from /proc/self/fd. Suspend all: every device resumed with "
 		"a request reference, then from the first put to the last SUSPENDED, %d "
 		"repetitions (median [min - max]). Wake one: LOW_POWER_ENTRY engaged on one "
 		"device, then a 4-byte read of BAR2 on it while SUSPENDED (resume included), "
 		"%d cycles: a REGION_READ over vfio-user when served, vfpm_instance_read "
-		"otherwise. N = 1 is the baseline. No target in issue 7.\n\n",
+		"otherwise. N = 1 is the baseline. Issue 15's target: RSS <= 32 KiB per idle "
+		"or suspended device (10,000 devices).\n\n",
 		SUSPEND_REPS, WAKE_CYCLES);
 	fprintf(md, "| devices | mode | threads | PM workers | fds / device | RSS KiB / device | "
-		"marginal KiB / device | create s | suspend all ms | per device us | "
+		"active KiB / device | marginal KiB / device | create s | suspend all ms | per device us | "
 		"wake one p50 us | p99 us |\n");
-	fprintf(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	fprintf(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (int i = 0; i < count; i++) {
 		const struct scale_result *s = &r[i];
 		const char *mode = s->served ? "served" : "devices only";
@@ -270,19 +299,20 @@ static void write_report(const char *dir, const struct scale_result *r, int coun
 		if (s->skipped) {
 			fprintf(md, "| %ld | %s | not run: needs ~%ld fds, RLIMIT_NOFILE hard "
 				"limit is %ld and cannot be raised here (no CAP_SYS_RESOURCE) "
-				"||||||||||\n", s->devices, mode, s->fds_needed, s->fd_limit);
+				"|||||||||||\n", s->devices, mode, s->fds_needed, s->fd_limit);
 			continue;
 		}
-		fprintf(md, "| %ld | %s | %ld | %ld | %ld | %.1f | %s | %.2f | %.2f [%.2f - %.2f] | "
-			"%.2f | %.2f | %.2f |\n", s->devices, mode, s->threads, s->pm_workers,
-			s->fds_per_device, s->rss_kib_per_device, marginal, s->create_s,
+		fprintf(md, "| %ld | %s | %ld | %ld | %ld | %.1f | %.1f | %s | %.2f | "
+			"%.2f [%.2f - %.2f] | %.2f | %.2f | %.2f |\n", s->devices, mode,
+			s->threads, s->pm_workers, s->fds_per_device, s->rss_kib_per_device,
+			s->active_kib_per_device, marginal, s->create_s,
 			s->suspend_all.p50,
 			s->suspend_all.min, s->suspend_all.max,
 			s->suspend_all.p50 * 1000.0 / (double)s->devices, s->wake.p50,
 			s->wake.p99);
-		fprintf(dat, "%ld %d %ld %.2f %.3f %.3f %.3f\n", s->devices, s->served ? 1 : 0,
-			s->threads, s->rss_kib_per_device, s->suspend_all.p50, s->wake.p50,
-			s->wake.p99);
+		fprintf(dat, "%ld %d %ld %.2f %.3f %.3f %.3f %.2f\n", s->devices,
+			s->served ? 1 : 0, s->threads, s->rss_kib_per_device, s->suspend_all.p50,
+			s->wake.p50, s->wake.p99, s->active_kib_per_device);
 	}
 	fprintf(md, "\n![scale](scale.png)\n\n");
 	bench_close(dat, "scale.dat");

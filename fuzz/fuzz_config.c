@@ -207,6 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (build(&cfg, &in))
 		return 0;
+	vfpm_pcicfg_share(&cfg);
 	vfpm_pcicfg_find_cap(&cfg, PCI_CAP_ID_PM, &caps[0]);
 	vfpm_pcicfg_find_cap(&cfg, PCI_CAP_ID_MSI, &caps[1]);
 	vfpm_pcicfg_find_cap(&cfg, PCI_CAP_ID_MSIX, &caps[2]);
@@ -216,5 +217,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!raw)
 			check_ro(&cfg, caps);
 	}
+	vfpm_pcicfg_release(&cfg);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Command bits a type 0 function implements whatever its BARs are. */
@@ -97,6 +98,8 @@ void vfpm_pcicfg_define_reg(struct vfpm_pcicfg *cfg, unsigned int off, unsigned 
 
 int vfpm_pcicfg_init(struct vfpm_pcicfg *cfg, const struct vfpm_pcicfg_ids *ids)
 {
+	struct vfpm_pcicfg_layout *layout;
+
 	if (!cfg || !ids)
 		return -EINVAL;
 	/* 0xffff is what a read of an absent function returns. */
@@ -104,7 +107,14 @@ int vfpm_pcicfg_init(struct vfpm_pcicfg *cfg, const struct vfpm_pcicfg_ids *ids)
 	    ids->interrupt_pin > 4)
 		return -EINVAL;
 
+	layout = calloc(1, sizeof(*layout));
+	if (!layout)
+		return -ENOMEM;
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->layout = layout;
+	cfg->power_on = layout->power_on;
+	cfg->wmask = layout->wmask;
+	cfg->w1cmask = layout->w1cmask;
 	define_reg(cfg, PCI_VENDOR_ID, 2, ids->vendor_id, 0, 0);
 	define_reg(cfg, PCI_DEVICE_ID, 2, ids->device_id, 0, 0);
 	define_reg(cfg, PCI_COMMAND, 2, 0, COMMAND_BASE_WMASK, 0);

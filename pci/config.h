@@ -127,11 +127,27 @@ struct vfpm_pcicfg_bar {
 	bool prefetchable;
 };
 
-struct vfpm_pcicfg {
-	uint8_t live[VFPM_PCICFG_SIZE];		/* what reads return */
+/*
+ * What a function's space is built to be: written while it is built, then
+ * immutable.  Functions built alike share one (vfpm_pcicfg_share): a
+ * thousand memory devices hold one copy, not a thousand.
+ */
+struct vfpm_pcicfg_layout {
 	uint8_t power_on[VFPM_PCICFG_SIZE];	/* what a reset restores */
 	uint8_t wmask[VFPM_PCICFG_SIZE];	/* guest-writable bits */
 	uint8_t w1cmask[VFPM_PCICFG_SIZE];	/* guest write-1-to-clear bits */
+	/* config_share.c's lock, once shared (the arrays are then read without one). */
+	bool shared;
+	unsigned int users;
+	uint64_t hash;
+	struct vfpm_pcicfg_layout *next;
+};
+
+struct vfpm_pcicfg {
+	uint8_t live[VFPM_PCICFG_SIZE];		/* what reads return */
+	/* The layout's arrays, written only before vfpm_pcicfg_share. */
+	uint8_t *power_on, *wmask, *w1cmask;
+	struct vfpm_pcicfg_layout *layout;
 	struct vfpm_pcicfg_bar bars[PCI_STD_NUM_BARS];
 	uint16_t cap_free;	/* first byte free for the next capability */
 	uint16_t cap_last;	/* last capability in the list, 0 if none */
@@ -144,8 +160,15 @@ struct vfpm_pcicfg {
 	uint16_t ext_last;	/* last extended capability, 0 if none */
 };
 
-/* Building (before the space is exposed). */
+/*
+ * Building (before the space is exposed).  init allocates the layout:
+ * vfpm_pcicfg_release frees it, whatever came after.
+ */
 int vfpm_pcicfg_init(struct vfpm_pcicfg *cfg, const struct vfpm_pcicfg_ids *ids);
+/* Built: from here on the layout is shared with every space built alike. */
+void vfpm_pcicfg_share(struct vfpm_pcicfg *cfg);
+/* Drop the space's layout (its share of it); the space is unusable after. */
+void vfpm_pcicfg_release(struct vfpm_pcicfg *cfg);
 /* Declares BAR index (0..5); MEM64 also claims index + 1.  -EBUSY if taken. */
 int vfpm_pcicfg_set_bar(struct vfpm_pcicfg *cfg, unsigned int index,
 			const struct vfpm_pcicfg_bar_desc *desc);

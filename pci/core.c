@@ -250,7 +250,7 @@ static int pci_region_sparse_cap(struct vfpm_pci_dev *pdev, unsigned int index,
 
 	hdr.nr_areas = pci_bar_mmap_areas(pdev, index, areas);
 	if (hdr.nr_areas == 1 && areas[0].offset == 0 &&
-	    areas[0].size == pdev->bars[index].desc.size)
+	    areas[0].size == pdev->bars[index].desc->size)
 		return 0;	/* the whole BAR: no capability, as vfio-pci */
 	size = sizeof(hdr) + hdr.nr_areas * sizeof(areas[0]);
 	info->flags |= VFIO_REGION_INFO_FLAG_CAPS;
@@ -289,7 +289,7 @@ static int pci_ioctl_get_region_info(struct vfpm_pci_dev *pdev, struct vfpm_ubuf
 	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX: {
 		struct pci_bar *bar = &pdev->bars[info.index];
 
-		info.size = bar->desc.type == VFPM_PCI_BAR_NONE ? 0 : bar->desc.size;
+		info.size = bar->desc->type == VFPM_PCI_BAR_NONE ? 0 : bar->desc->size;
 		info.flags = 0;
 		if (!info.size)
 			break;
@@ -435,7 +435,7 @@ static ssize_t pci_bar_piece_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance 
 			memset(buf, 0xff, count);
 		return (ssize_t)count;
 	}
-	if (memory && !bar->desc.trap_mapped) {
+	if (memory && !bar->desc->trap_mapped) {
 		/* Under the lock: revocation moves these bytes. */
 		if (write)
 			memcpy((char *)bar->host + pos, buf, count);
@@ -472,13 +472,13 @@ static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
 			  void *buf, size_t count, uint64_t pos, bool write)
 {
 	struct pci_bar *bar = &pdev->bars[index];
-	bool is_mem = bar->desc.type != VFPM_PCI_BAR_IO;
+	bool is_mem = bar->desc->type != VFPM_PCI_BAR_IO;
 	size_t done = 0;
 
-	if (bar->desc.type == VFPM_PCI_BAR_NONE || pos >= bar->desc.size)
+	if (bar->desc->type == VFPM_PCI_BAR_NONE || pos >= bar->desc->size)
 		return -EINVAL;
-	if (count > bar->desc.size - pos)
-		count = bar->desc.size - pos;
+	if (count > bar->desc->size - pos)
+		count = bar->desc->size - pos;
 
 	while (done < count) {
 		bool unlocked = false;
@@ -598,11 +598,13 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 	pthread_rwlockattr_destroy(&lock_attr);
 	pthread_mutex_init(&pdev->backend_lock, NULL);
 	for (unsigned int i = 0; i < 6; i++) {
-		pdev->bars[i].desc = desc->bars[i];
+		pdev->bars[i].desc = &pdev->desc.bars[i];
 		pdev->bars[i].memfd = -1;
 	}
 
 	err = pci_build_config(pdev);
+	if (!err)
+		vfpm_pcicfg_share(&pdev->cfg);
 	if (!err)
 		err = pci_bars_init(pdev);
 	if (!err)
@@ -615,6 +617,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
 		pthread_mutex_destroy(&pdev->backend_lock);
+		vfpm_pcicfg_release(&pdev->cfg);
 		free(pdev);
 		return err;
 	}
@@ -624,6 +627,7 @@ int vfpm_pci_dev_create(const struct vfpm_pci_desc *desc, const struct vfpm_pci_
 		pci_bars_release(pdev);
 		pthread_rwlock_destroy(&pdev->memory_lock);
 		pthread_mutex_destroy(&pdev->backend_lock);
+		vfpm_pcicfg_release(&pdev->cfg);
 		free(pdev);
 		return err;
 	}
@@ -658,6 +662,7 @@ void vfpm_pci_dev_destroy(struct vfpm_pci_dev *pdev)
 	pci_bars_release(pdev);
 	pthread_rwlock_destroy(&pdev->memory_lock);
 	pthread_mutex_destroy(&pdev->backend_lock);
+	vfpm_pcicfg_release(&pdev->cfg);
 	free(pdev);
 }
 

@@ -12,7 +12,8 @@
 #include "irq.h"
 
 struct pci_bar {
-	struct vfpm_pci_bar_desc desc;	/* immutable; type NONE for a MEM64's upper half */
+	/* Immutable, the device's description's (desc.bars[i]); NONE for a MEM64's upper half. */
+	const struct vfpm_pci_bar_desc *desc;
 	/*
 	 * Immutable: the ranges backed by memory (desc.areas, or the whole BAR
 	 * when desc.mappable), in increasing order.  Accesses elsewhere trap.

@@ -131,6 +131,7 @@ static int setup_no_soft_reset(void **state)
 
 static int teardown(void **state)
 {
+	vfpm_pcicfg_release(&((struct fixture *)*state)->cfg);
 	test_free(*state);
 	return 0;
 }
@@ -263,6 +264,7 @@ static void test_build_rejects_bad_declarations(void **state)
 	assert_int_equal(vfpm_pcicfg_add_msi_cap(cfg, &msi, NULL), -EINVAL);
 	bad_ids.vendor_id = 0xffff;
 	assert_int_equal(vfpm_pcicfg_init(cfg, &bad_ids), -EINVAL);
+	vfpm_pcicfg_release(cfg);
 	test_free(cfg);
 }
 
@@ -303,6 +305,7 @@ static void test_minimal_device_hardwires_optional_bits(void **state)
 	assert_int_equal(vfpm_pcicfg_msi_vectors(cfg), 0);
 	assert_int_equal(vfpm_pcicfg_msi_message(cfg, 0, &addr, &data), -ENOENT);
 	assert_false(vfpm_pcicfg_msix_enabled(cfg));
+	vfpm_pcicfg_release(cfg);
 	test_free(cfg);
 }
 
@@ -440,6 +443,7 @@ static void test_bar_sizing_64bit(void **state)
 			 PCI_BASE_ADDRESS_MEM_TYPE_64 |
 			 PCI_BASE_ADDRESS_MEM_PREFETCH);
 	assert_int_equal(size_bar(big, PCI_BASE_ADDRESS_5), 0xfffffffe);
+	vfpm_pcicfg_release(big);
 	test_free(big);
 }
 
@@ -843,6 +847,37 @@ static void test_reset_restores_power_on_state(void **state)
 	assert_int_equal(size_bar(cfg, PCI_BASE_ADDRESS_2), 0xfffff000);
 }
 
+/* Spaces built alike hold one layout; each keeps its own live bytes and outlives the others. */
+static void test_spaces_built_alike_share_layout(void **state)
+{
+	struct vfpm_pcicfg *a = new_bare_device(), *b = new_bare_device(), *c = new_bare_device();
+
+	(void)state;
+	assert_int_equal(declare_bar(a, 0, VFPM_PCICFG_BAR_MEM32, 4096, 0), 0);
+	assert_int_equal(declare_bar(b, 0, VFPM_PCICFG_BAR_MEM32, 4096, 0), 0);
+	assert_int_equal(declare_bar(c, 0, VFPM_PCICFG_BAR_MEM32, 8192, 0), 0);
+	vfpm_pcicfg_share(a);
+	vfpm_pcicfg_share(b);
+	vfpm_pcicfg_share(c);
+	assert_ptr_equal(a->power_on, b->power_on);
+	assert_ptr_not_equal(a->power_on, c->power_on);
+
+	wr(a, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_true(vfpm_pcicfg_memory_enabled(a));
+	assert_false(vfpm_pcicfg_memory_enabled(b));
+	vfpm_pcicfg_release(a);
+	test_free(a);
+	assert_int_equal(size_bar(b, PCI_BASE_ADDRESS_0), 0xfffff000);
+	wr(b, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	vfpm_pcicfg_reset(b);
+	assert_false(vfpm_pcicfg_memory_enabled(b));
+	assert_int_equal(size_bar(c, PCI_BASE_ADDRESS_0), 0xffffe000);
+	vfpm_pcicfg_release(b);
+	vfpm_pcicfg_release(c);
+	test_free(b);
+	test_free(c);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_soft_reset, teardown)
 #define T_NSR(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_no_soft_reset, teardown)
@@ -871,6 +906,7 @@ int main(void)
 		T(test_arbitrary_length_reads),
 		T(test_arbitrary_length_writes),
 		T(test_reset_restores_power_on_state),
+		cmocka_unit_test(test_spaces_built_alike_share_layout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
