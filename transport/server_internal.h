@@ -22,6 +22,8 @@
 
 #define SRV_DEF_MAX_MSG_FDS 16u
 /* Defaults of the per-device limits (struct vfpm_server_opts). */
+/* DMA page sizes the server accepts: every power of two from 4 KiB. */
+#define SRV_PGSIZES (~(uint64_t)0xfff)
 #define SRV_DEF_MAX_DMA_MAPS 16384u
 #define SRV_DEF_MAX_CONNECTIONS 64u
 #define SRV_DEF_VERSION_TIMEOUT_MS 5000u
