@@ -160,6 +160,37 @@ struct vfpm_pcicfg {
 	uint16_t ext_last;	/* last extended capability, 0 if none */
 };
 
+/* MSI: Multiple Message Capable tops out at 32 vectors. */
+#define MSI_MAX_VECTORS 32
+
+/* Little-endian register bytes, for config*.c. */
+static inline uint32_t get_le(const uint8_t *p, unsigned int size)
+{
+	uint32_t v = 0;
+
+	for (unsigned int i = 0; i < size; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+static inline void put_le(uint8_t *p, unsigned int size, uint32_t v)
+{
+	for (unsigned int i = 0; i < size; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)get_le(p, 2);
+}
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+	put_le(p, 2, v);
+}
+
+#define get_le32(p) get_le((p), 4)
+
 /*
  * Building (before the space is exposed).  init allocates the layout:
  * vfpm_pcicfg_release frees it, whatever came after.
