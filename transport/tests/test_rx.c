@@ -177,27 +177,27 @@ static uint32_t expect_read_reply(int sock, uint16_t id, uint32_t count)
 
 static void raw_write32(int sock, uint16_t id, uint32_t region, uint64_t offset, uint32_t v)
 {
-	struct {
-		struct vfio_user_region_access a;
-		uint32_t v;
-	} __attribute__((packed)) w = { { .offset = offset, .region = region, .count = 4 }, v };
+	struct vfio_user_region_access a = { .offset = offset, .region = region, .count = 4 };
+	uint8_t w[sizeof(a) + sizeof(v)];
 
-	assert_int_equal(raw_send(sock, id, VFIO_USER_REGION_WRITE, 0, &w, sizeof(w), NULL, 0), 0);
+	memcpy(w, &a, sizeof(a));
+	memcpy(w + sizeof(a), &v, sizeof(v));
+	assert_int_equal(raw_send(sock, id, VFIO_USER_REGION_WRITE, 0, w, sizeof(w), NULL, 0), 0);
 	raw_expect_ok(sock, id, VFIO_USER_REGION_WRITE);
 }
 
 /* COMMAND.MEM on, so that BAR accesses reach the model. */
 static void raw_enable_memory(int sock)
 {
-	struct {
-		struct vfio_user_region_access a;
-		uint16_t v;
-	} __attribute__((packed)) w = {
-		{ .offset = PCI_COMMAND, .region = VFIO_PCI_CONFIG_REGION_INDEX, .count = 2 },
-		PCI_COMMAND_MEMORY,
+	struct vfio_user_region_access a = {
+		.offset = PCI_COMMAND, .region = VFIO_PCI_CONFIG_REGION_INDEX, .count = 2,
 	};
+	uint16_t v = PCI_COMMAND_MEMORY;
+	uint8_t w[sizeof(a) + sizeof(v)];
 
-	assert_int_equal(raw_send(sock, 1, VFIO_USER_REGION_WRITE, 0, &w, sizeof(w), NULL, 0), 0);
+	memcpy(w, &a, sizeof(a));
+	memcpy(w + sizeof(a), &v, sizeof(v));
+	assert_int_equal(raw_send(sock, 1, VFIO_USER_REGION_WRITE, 0, w, sizeof(w), NULL, 0), 0);
 	raw_expect_ok(sock, 1, VFIO_USER_REGION_WRITE);
 }
 
