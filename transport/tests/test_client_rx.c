@@ -3,7 +3,8 @@
  * The client library's buffered receive: a round trip costs the calling
  * thread two socket syscalls (one sendmsg, one recvmsg for the whole reply),
  * and an fd reaches the reply it came with, call after call, also when a
- * command from the server arrives in the same read just before that reply.
+ * command from the server arrives in the same read just before that reply
+ * (reading exactly that command's header would have taken the fd with it).
  */
 #include "test_util.h"
 
