@@ -2,6 +2,8 @@
 /*
  * The vfio-user backend of the client: one connection, one request at a
  * time (requests from several threads are serialised on the connection).
+ * Replies are read through the connection's receive buffer (tran_sock.c),
+ * so a reply that fits costs one recvmsg, its fds kept with it.
  */
 #include "client_internal.h"
 
@@ -26,11 +28,15 @@ struct sock_client {
 	struct vfpm_client base;
 	int sock;			/* immutable */
 	struct vfpm_caps server;	/* immutable after VERSION */
-	size_t max_reply;		/* immutable */
 	struct sock_dma *dma;		/* immutable: twin-socket DMA service, or NULL */
-	/* One request in flight: protects next_id and the order on the socket. */
+	struct vfpm_recv_limits rx_limits;	/* immutable */
+	/*
+	 * One request in flight: protects next_id, the order on the socket and
+	 * rx (what the server sent that is not read yet).
+	 */
 	pthread_mutex_t lock;
 	uint16_t next_id;
+	struct vfpm_sock_rx rx;
 };
 
 static struct sock_client *to_sock(struct vfpm_client *c)
@@ -61,7 +67,7 @@ static int request(struct sock_client *s, uint16_t cmd, const struct iovec *iov,
 	while (!err) {
 		uint32_t type;
 
-		err = vfpm_sock_recv_msg(s->sock, reply, s->max_reply);
+		err = vfpm_sock_rx_next(&s->rx, s->sock, reply, &s->rx_limits);
 		if (err)
 			break;
 		type = reply->hdr.flags & VFIO_USER_F_TYPE_MASK;
@@ -471,6 +477,7 @@ static void sock_close(struct vfpm_client *c)
 
 	sock_dma_stop(s->dma);
 	close(s->sock);
+	vfpm_sock_rx_release(&s->rx);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -555,7 +562,11 @@ int vfpm_client_connect(const char *socket_path, struct vfpm_client **out)
 	if (!s)
 		return -ENOMEM;
 	s->base.ops = &sock_ops;
-	s->max_reply = VFIO_USER_HDR_SIZE + CLIENT_MAX_DATA_XFER + VFIO_USER_MSG_SLACK;
+	s->rx_limits = (struct vfpm_recv_limits){
+		.max_size = VFIO_USER_HDR_SIZE + CLIENT_MAX_DATA_XFER + VFIO_USER_MSG_SLACK,
+		.max_fds = VFPM_SOCK_MAX_FDS,
+	};
+	vfpm_sock_rx_init(&s->rx);
 	pthread_mutex_init(&s->lock, NULL);
 	s->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->sock < 0) {
@@ -575,6 +586,7 @@ fail:
 	sock_dma_stop(s->dma);
 	if (s->sock >= 0)
 		close(s->sock);
+	vfpm_sock_rx_release(&s->rx);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return err;

@@ -29,6 +29,8 @@ struct sock_dma {
 	int sock;		/* immutable: the client's end of the twin socket */
 	uint32_t max_xfer;	/* immutable: the largest count this client accepts */
 	pthread_t thread;
+	/* Owned by the thread: what the server sent that it has not read yet. */
+	struct vfpm_sock_rx rx;
 	/* Protects the windows; held across a copy, so an unmap waits for it. */
 	pthread_mutex_t lock;
 	struct sock_dma_window *windows;
@@ -95,7 +97,7 @@ static int serve_dma(struct sock_dma *d, struct vfpm_msg *m)
 
 	if (m->hdr.command != VFIO_USER_DMA_READ && m->hdr.command != VFIO_USER_DMA_WRITE)
 		err = -ENOTSUP;
-	else if (m->len < sizeof(req) || m->nfds)
+	else if (m->len < sizeof(req) || m->nfds || m->fds_truncated)
 		err = -EINVAL;
 	if (!err) {
 		memcpy(&req, m->payload, sizeof(req));
@@ -132,11 +134,15 @@ static int serve_dma(struct sock_dma *d, struct vfpm_msg *m)
 static void *sock_dma_thread(void *arg)
 {
 	struct sock_dma *d = arg;
-	const size_t max = VFIO_USER_HDR_SIZE + sizeof(struct vfio_user_dma_access) + d->max_xfer;
+	/* DMA commands carry no fds: any sent are never installed, and refused. */
+	const struct vfpm_recv_limits lim = {
+		.max_size = VFIO_USER_HDR_SIZE + sizeof(struct vfio_user_dma_access) + d->max_xfer,
+		.max_fds = 0,
+	};
 
 	for (;;) {
 		struct vfpm_msg m;
-		int err = vfpm_sock_recv_msg(d->sock, &m, max);
+		int err = vfpm_sock_rx_next(&d->rx, d->sock, &m, &lim);
 
 		if (err)
 			break;	/* closed, or a stream that cannot be followed */
@@ -159,6 +165,7 @@ int sock_dma_start(int sock, uint32_t max_xfer, struct sock_dma **out)
 		return -ENOMEM;
 	d->sock = sock;
 	d->max_xfer = max_xfer;
+	vfpm_sock_rx_init(&d->rx);
 	pthread_mutex_init(&d->lock, NULL);
 	err = pthread_create(&d->thread, NULL, sock_dma_thread, d);
 	if (err) {
@@ -177,6 +184,7 @@ void sock_dma_stop(struct sock_dma *d)
 	shutdown(d->sock, SHUT_RDWR);
 	pthread_join(d->thread, NULL);
 	close(d->sock);
+	vfpm_sock_rx_release(&d->rx);
 	pthread_mutex_destroy(&d->lock);
 	free(d->windows);
 	free(d);

@@ -6,10 +6,10 @@
  * the fds of a later sendmsg while completing a read of an earlier one when
  * the reader asks for exactly the bytes it is missing; so reading the header,
  * then exactly msg_size - 16 bytes, collects precisely this message's fds
- * (vfpm_sock_recv_msg, the client's and the twin socket's way).  The server's
- * connections read through a buffer instead (vfpm_sock_rx_next): one recvmsg
- * takes header and payload, and the fds are matched to their message by the
- * rule written above that code.
+ * (vfpm_sock_recv_msg, the tests' raw clients' way).  Connections, the
+ * server's and the client library's alike, read through a buffer instead
+ * (vfpm_sock_rx_next): one recvmsg takes header and payload, and the fds are
+ * matched to their message by the rule written above that code.
  */
 #include "tran_sock.h"
 
@@ -276,7 +276,7 @@ int vfpm_sock_recv_msg(int sock, struct vfpm_msg *m, size_t max_size)
 	return vfpm_sock_recv_msg_limited(sock, m, &lim);
 }
 
-/* ---- the buffered receive of a server connection ---- */
+/* ---- the buffered receive of a connection (server or client) ---- */
 
 /*
  * Which message the fds of a read belong to.  On an AF_UNIX stream socket
@@ -288,7 +288,8 @@ int vfpm_sock_recv_msg(int sock, struct vfpm_msg *m, size_t max_size)
  * the last message that starts in the bytes of the read, or, when none
  * starts in it, to the message the read continues.  For a sender that writes
  * each message with one sendmsg (the vfpm client, QEMU, libvfio-user) this
- * is exactly the message they were sent with.
+ * is exactly the message they were sent with; so it is for the vfpm
+ * server's replies and DMA commands, which the vfpm client reads this way.
  *
  * Checked on Linux 6.18 with two sendmsgs queued before one 4 KiB recvmsg:
  * "AAAA" then "BBBB" with an eventfd then "CCCC" read as 8 bytes "AAAABBBB"

@@ -66,10 +66,11 @@ struct vfpm_recv_limits {
 /* vfpm_sock_recv_msg within limits; a deadline that passes is -ETIMEDOUT. */
 int vfpm_sock_recv_msg_limited(int sock, struct vfpm_msg *m, const struct vfpm_recv_limits *lim);
 /*
- * A server connection's receive buffer.  vfpm_sock_rx_next returns the next
+ * A connection's receive buffer (a server connection's, the client's main
+ * socket's and its twin socket's).  vfpm_sock_rx_next returns the next
  * message: one already buffered without a syscall, else after one recvmsg
  * that takes whatever the socket has (header and payload together, and the
- * requests behind it); a message larger than the buffer has the rest of its
+ * messages behind it); a message larger than the buffer has the rest of its
  * payload read directly into its own allocation.  Fds go with their message
  * (the rule is in tran_sock.c), at most max_fds per message, never more
  * installed.  Results, limits and deadlines as vfpm_sock_recv_msg_limited,
@@ -80,6 +81,7 @@ int vfpm_sock_recv_msg_limited(int sock, struct vfpm_msg *m, const struct vfpm_r
 #define VFPM_SOCK_RX_BUF 4096u
 
 struct vfpm_sock_rx {
+	/* One reader at a time: its owner says which lock or thread that is. */
 	size_t start, end;		/* the buffered bytes: buf[start, end) */
 	int64_t head_deadline_ms;	/* for the begun message at start; 0: not set */
 	/* Fds received for the message beginning at buf[fds_at] (only one holds any). */
