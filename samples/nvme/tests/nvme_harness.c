@@ -417,3 +417,15 @@ unsigned int h_find_cap(struct harness *h, uint8_t id)
 	}
 	return 0;
 }
+
+void h_wait_not_polling(struct harness *h)
+{
+	struct vfpm_nvme_stats st;
+
+	vfpm_nvme_get_stats(h->pdev, &st);
+	for (int ms = 0; st.polling && ms < H_TIMEOUT_MS; ms += 10) {
+		usleep(10000);
+		vfpm_nvme_get_stats(h->pdev, &st);
+	}
+	assert_false(st.polling);
+}

@@ -127,6 +127,8 @@ bool h_eventfd_wait(int efd, int timeout_ms);
 int h_thread_count(void);
 /* Poll the device's runtime PM status through the client until it is status. */
 void h_wait_power(struct harness *h, const char *status);
+/* The poller thread has ended (it ends just after CSTS says CFS or shutdown). */
+void h_wait_not_polling(struct harness *h);
 /* Offset of a PCI capability in config space (0: none). */
 unsigned int h_find_cap(struct harness *h, uint8_t id);
 uint16_t h_cfg16(struct harness *h, unsigned int off);
