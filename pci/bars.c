@@ -5,7 +5,11 @@
  * A BAR with mappable areas (the whole BAR, or pages of a BAR whose
  * registers trap) is a memfd, or the model's own file from fd_offset on: the
  * user maps its areas, and the model works on its own mapping (`host`) of the
- * whole BAR.  Accesses outside the areas go to the model's bar_rw.  To revoke
+ * whole BAR.  The memfd is made when a client first asks for it (region
+ * info) and closed after the last close, so that an idle device holds no fd
+ * for its memory: without it, `host` is private anonymous memory, exactly
+ * what a revoked BAR keeps its contents in, and making the file is a
+ * restoration (bar_file_create).  Accesses outside the areas go to the model's bar_rw.  To revoke
  * the user's mappings (low power, memory disabled, D3hot) the file is
  * truncated to where the BAR starts, so every user access faults with
  * SIGBUS, while the contents move to anonymous memory mapped at the same
