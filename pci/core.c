@@ -172,7 +172,11 @@ static void pci_close_device(struct vfpm_device *vdev)
 		pdev->ops.close(pdev);
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_reset_function_locked(pdev);
-	/* The reset revoked the BARs: no client is left to map their files. */
+	/*
+	 * The reset revoked the BARs and no instance is left: their files go
+	 * (one a former client still holds stays empty for good) and the next
+	 * client that asks gets a new one.
+	 */
 	pci_bars_drop_files_locked(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
 	if (awake && pdev->ops.reset)
