@@ -287,6 +287,42 @@ static void test_region_info_while_revoked(void **state)
 	assert_contents(fx);
 }
 
+/*
+ * After the last close a former client's file stays empty: the next client
+ * gets a new one, with the device's bytes, which the old fd never sees.
+ */
+static void test_former_client_file_stays_empty(void **state)
+{
+	struct fixture *fx = *state;
+	struct stat old_st, new_st;
+	int old_fd;
+
+	assert_int_equal(tm_set_memory(fx->inst, true), 0);
+	model_fill(fx, 2, 13);
+	map_bar0(fx);
+	munmap(fx->map, BAR0_SIZE);
+	fx->map = NULL;
+	old_fd = fx->fd;
+	fx->fd = -1;
+	vfpm_instance_close(fx->inst);
+	assert_int_equal(file_size(old_fd), 0);
+
+	assert_int_equal(vfpm_device_open(vfpm_pci_device(fx->pdev), &fx->inst), 0);
+	assert_int_equal(tm_set_memory(fx->inst, true), 0);
+	model_fill(fx, 3, 14);
+	map_bar0(fx);
+	assert_int_equal(fstat(old_fd, &old_st), 0);
+	assert_int_equal(fstat(fx->fd, &new_st), 0);
+	assert_true(old_st.st_ino != new_st.st_ino);
+	assert_int_equal(old_st.st_size, 0);
+	assert_contents(fx);
+	/* The old client grows its file: the device never sees it. */
+	assert_int_equal(ftruncate(old_fd, BAR0_SIZE), 0);
+	assert_int_equal(pwrite(old_fd, "x", 1, 2 * PAGE), 1);
+	assert_contents(fx);
+	close(old_fd);
+}
+
 struct writer {
 	struct fixture *fx;
 	atomic_bool stop;
@@ -349,6 +385,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_revocation_after_lazy_creation, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_region_info_while_revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_former_client_file_stays_empty, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_model_writes, setup, teardown),
 	};
 
