@@ -354,7 +354,8 @@ int main(int argc, char **argv)
 	char counts_arg[256] = "1,1000,10000";
 	long counts[MAX_COUNTS / 2];
 	int ncounts = 0, nrows = 0, opt;
-	long served_fds = 3, bare_fds = 1;
+	/* A listening socket; a BAR's memfd comes only with a client that asks for it. */
+	long served_fds = 1, bare_fds = 1;
 	struct scale_result *rows;
 	struct rlimit rl;
 
@@ -405,8 +406,11 @@ int main(int argc, char **argv)
 					bench_die("restore RLIMIT_NOFILE", errno);
 			}
 			measure_row(r);
-			/* What the smaller counts measured sizes the next ones. */
-			if (r->fds_per_device > per) {
+			/*
+			 * What the smaller counts measured sizes the next ones (not
+			 * N = 1, whose row carries the process's own fds).
+			 */
+			if (r->devices > 1 && !r->skipped && r->fds_per_device > per) {
 				if (served)
 					served_fds = r->fds_per_device;
 				else

@@ -5,7 +5,11 @@
  * A BAR with mappable areas (the whole BAR, or pages of a BAR whose
  * registers trap) is a memfd, or the model's own file from fd_offset on: the
  * user maps its areas, and the model works on its own mapping (`host`) of the
- * whole BAR.  Accesses outside the areas go to the model's bar_rw.  To revoke
+ * whole BAR.  The memfd is made when a client first asks for it (region
+ * info) and closed after the last close, so that an idle device holds no fd
+ * for its memory: without it, `host` is private anonymous memory, exactly
+ * what a revoked BAR keeps its contents in, and making the file is a
+ * restoration (bar_file_create).  Accesses outside the areas go to the model's bar_rw.  To revoke
  * the user's mappings (low power, memory disabled, D3hot) the file is
  * truncated to where the BAR starts, so every user access faults with
  * SIGBUS, while the contents move to anonymous memory mapped at the same
@@ -129,30 +133,44 @@ bool pci_bar_piece(const struct pci_bar *bar, uint64_t offset, size_t *count)
 	return false;
 }
 
-/* The memory of a BAR: a memfd of ours, or the model's file from fd_offset on. */
+/*
+ * The memory of a BAR: the model's file from fd_offset on, or until a client
+ * asks for the file, private anonymous memory at host (the memfd comes later,
+ * bar_file_create).  Private rather than MAP_SHARED|MAP_ANONYMOUS: that is
+ * the state a revoked BAR is in, so creating the file is a restoration, and
+ * the pagemap says which of its pages were ever touched (swapped ones too).
+ */
 static int bar_map_memory(struct pci_bar *bar)
 {
+	size_t size = bar->desc->size;
 	off_t end;
 
-	if (bar->desc->own_fd) {
-		bar->memfd = fcntl(bar->desc->fd, F_DUPFD_CLOEXEC, 0);
-		bar->fd_offset = bar->desc->fd_offset;
-	} else {
-		bar->memfd = memfd_create("vfpm-bar", MFD_CLOEXEC);
+	if (!bar->desc->own_fd) {
 		bar->fd_offset = 0;
+		bar->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				 -1, 0);
+		if (bar->host == MAP_FAILED) {
+			bar->host = NULL;
+			return -errno;
+		}
+		/* One page of data must not take a huge page; failing only costs memory. */
+		(void)madvise(bar->host, size, MADV_NOHUGEPAGE);
+		return vfpm_memguard_add(bar->host, size, PROT_READ | PROT_WRITE, &bar->guard);
 	}
+	bar->memfd = fcntl(bar->desc->fd, F_DUPFD_CLOEXEC, 0);
+	bar->fd_offset = bar->desc->fd_offset;
 	if (bar->memfd < 0)
 		return -errno;
-	end = (off_t)(bar->fd_offset + bar->desc->size);
+	end = (off_t)(bar->fd_offset + size);
 	if (ftruncate(bar->memfd, end) < 0)
 		return -errno;
-	bar->host = mmap(NULL, bar->desc->size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd,
+	bar->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, bar->memfd,
 			 (off_t)bar->fd_offset);
 	if (bar->host == MAP_FAILED) {
 		bar->host = NULL;
 		return -errno;
 	}
-	return vfpm_memguard_add(bar->host, bar->desc->size, PROT_READ | PROT_WRITE, &bar->guard);
+	return vfpm_memguard_add(bar->host, size, PROT_READ | PROT_WRITE, &bar->guard);
 }
 
 int pci_bars_init(struct vfpm_pci_dev *pdev)
@@ -472,9 +490,15 @@ void pci_bars_repair(struct vfpm_pci_dev *pdev)
 	pthread_rwlock_unlock(&pdev->memory_lock);
 }
 
+/* May the user's mappings be live (memory_lock held)? */
+static bool bars_live(struct vfpm_pci_dev *pdev)
+{
+	return !pdev->pm_runtime_engaged && pci_memory_enabled(pdev);
+}
+
 int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 {
-	bool live = !pdev->pm_runtime_engaged && pci_memory_enabled(pdev);
+	bool live = bars_live(pdev);
 	int ret = 0, pagemap = PAGEMAP_NOT_OPEN;
 
 	pci_bars_repair_locked(pdev);
@@ -507,6 +531,83 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev)
 	}
 	pagemap_close(pagemap);
 	return ret;
+}
+
+/*
+ * The first client that asks for a BAR's file makes it (memory_lock held for
+ * writing, so neither the core nor a model under vfpm_pci_mem_lock touches
+ * host meanwhile).  Until then host is private anonymous memory, the very
+ * state a revoked BAR keeps its contents in: the file is born empty and
+ * revoked, and when the user's mappings may be live it is restored like any
+ * revoked BAR (the touched pages that hold data are written to it, and it is
+ * mapped at host).  When that fails, host is still the anonymous memory and
+ * the file goes again.
+ */
+static int bar_file_create(struct vfpm_pci_dev *pdev, struct pci_bar *bar)
+{
+	int pagemap = PAGEMAP_NOT_OPEN, err = 0;
+
+	bar->memfd = memfd_create("vfpm-bar", MFD_CLOEXEC);
+	if (bar->memfd < 0) {
+		err = -errno;
+		bar->memfd = -1;
+		return err;
+	}
+	bar->revoked = true;
+	if (bars_live(pdev))
+		err = bar_restore(bar, &pagemap);
+	pagemap_close(pagemap);
+	if (err) {
+		close(bar->memfd);
+		bar->memfd = -1;
+		bar->revoked = false;
+	}
+	return err;
+}
+
+int pci_bar_file_dup(struct vfpm_pci_dev *pdev, unsigned int index, int *fd)
+{
+	struct pci_bar *bar = &pdev->bars[index];
+	int err = 0;
+
+	*fd = -1;
+	pthread_rwlock_rdlock(&pdev->memory_lock);
+	if (bar->memfd >= 0) {
+		*fd = fcntl(bar->memfd, F_DUPFD_CLOEXEC, 0);
+		err = *fd < 0 ? -errno : 0;
+		pthread_rwlock_unlock(&pdev->memory_lock);
+		return err;
+	}
+	pthread_rwlock_unlock(&pdev->memory_lock);
+
+	pthread_rwlock_wrlock(&pdev->memory_lock);
+	if (bar->memfd < 0)
+		err = bar_file_create(pdev, bar);
+	if (!err) {
+		*fd = fcntl(bar->memfd, F_DUPFD_CLOEXEC, 0);
+		err = *fd < 0 ? -errno : 0;
+	}
+	pthread_rwlock_unlock(&pdev->memory_lock);
+	return err;
+}
+
+void pci_bars_drop_files_locked(struct vfpm_pci_dev *pdev)
+{
+	for (unsigned int i = 0; i < 6; i++) {
+		struct pci_bar *bar = &pdev->bars[i];
+
+		/*
+		 * Only a file of ours, revoked with its contents kept at host
+		 * and nothing cut off by a client: then host already is what a
+		 * BAR without a file is.
+		 */
+		if (bar->desc->own_fd || bar->memfd < 0 || !bar->revoked || bar->contents_lost ||
+		    vfpm_memguard_faults(bar->guard))
+			continue;
+		close(bar->memfd);
+		bar->memfd = -1;
+		bar->revoked = false;
+	}
 }
 
 void *vfpm_pci_bar_mem(struct vfpm_pci_dev *pdev, unsigned int bar)

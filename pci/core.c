@@ -172,6 +172,12 @@ static void pci_close_device(struct vfpm_device *vdev)
 		pdev->ops.close(pdev);
 	pthread_rwlock_wrlock(&pdev->memory_lock);
 	pci_reset_function_locked(pdev);
+	/*
+	 * The reset revoked the BARs and no instance is left: their files go
+	 * (one a former client still holds stays empty for good) and the next
+	 * client that asks gets a new one.
+	 */
+	pci_bars_drop_files_locked(pdev);
 	pthread_rwlock_unlock(&pdev->memory_lock);
 	if (awake && pdev->ops.reset)
 		pdev->ops.reset(pdev);
@@ -294,16 +300,17 @@ static int pci_ioctl_get_region_info(struct vfpm_pci_dev *pdev, struct vfpm_ubuf
 		if (!info.size)
 			break;
 		info.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-		if (bar->memfd >= 0) {
+		if (bar->nr_areas) {
 			/* Hand out a file of the right size, whatever a client did to it. */
 			pci_bars_repair(pdev);
 			info.flags |= VFIO_REGION_INFO_FLAG_MMAP;
 			err = pci_region_sparse_cap(pdev, info.index, &info, arg);
 			if (!err && out) {
-				int fd = fcntl(bar->memfd, F_DUPFD_CLOEXEC, 0);
+				int fd;
 
-				if (fd < 0)
-					return -errno;
+				err = pci_bar_file_dup(pdev, info.index, &fd);
+				if (err)
+					return err;
 				err = vfpm_fds_out_add_at(out, fd, bar->fd_offset);
 				if (err)
 					close(fd);

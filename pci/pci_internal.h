@@ -20,7 +20,12 @@ struct pci_bar {
 	 */
 	unsigned int nr_areas;
 	struct vfpm_pci_bar_area areas[VFPM_PCI_BAR_AREAS_MAX];
-	int memfd;			/* the user's mapping source, or -1 when trapped */
+	/*
+	 * memory_lock: the user's mapping source, or -1 when trapped or (not
+	 * own_fd) until a client asks for it; host is then private anonymous
+	 * memory.
+	 */
+	int memfd;
 	uint64_t fd_offset;		/* immutable: where the BAR starts in memfd */
 	void *host;			/* the model's view of a mappable BAR */
 	struct vfpm_memguard *guard;	/* immutable: host, whose file a client can shrink */
@@ -99,6 +104,17 @@ int pci_bars_sync_mmap(struct vfpm_pci_dev *pdev);
 void pci_bars_repair_locked(struct vfpm_pci_dev *pdev);
 /* The same, taking memory_lock, when a fault was recorded or a file is short. */
 void pci_bars_repair(struct vfpm_pci_dev *pdev);
+/*
+ * A duplicate of the file behind BAR index (which has mappable memory) for a
+ * client, made on first use: a BAR no client asked about holds no fd.  Takes
+ * memory_lock.  0 or -errno.
+ */
+int pci_bar_file_dup(struct vfpm_pci_dev *pdev, unsigned int index, int *fd);
+/*
+ * Close the files of ours no client can use (revoked, contents kept at host):
+ * an idle device holds no fd for its BARs (memory_lock held for writing).
+ */
+void pci_bars_drop_files_locked(struct vfpm_pci_dev *pdev);
 /* Memory BAR accesses allowed: memory enabled, D0 (memory_lock held). */
 bool pci_memory_enabled(struct vfpm_pci_dev *pdev);
 

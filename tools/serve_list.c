@@ -16,17 +16,21 @@
 
 /*
  * fds one device holds while it is served, measured on an idle one (the cli
- * test checks the sum against a running server): its listening socket and
- * two more, the memfds of BAR0 and of the MSI-X BAR (memory, optout), BAR0's
- * memfd and the backing file (nvme), BAR0's memfd, the backend's listening
- * socket and its wake eventfd (poller).
+ * test checks the sum against a running server): its listening socket
+ * (memory, optout), and the backing file (nvme), the backend's listening
+ * socket and its wake eventfd (poller).  A BAR's memfd is made only when a
+ * client asks for it and closed after the last client: see SERVE_FDS_CLIENTS.
  */
-#define SERVE_FDS_DEVICE 3u
-#define SERVE_FDS_POLLER 4u
+#define SERVE_FDS_DEVICE 1u
+#define SERVE_FDS_NVME 2u
+#define SERVE_FDS_POLLER 3u
 /* The transport's reserve fd and its acceptor's epoll and eventfd, the PM core's. */
 #define SERVE_FDS_PROCESS 8u
-/* Room for clients: 16 connections of 4 fds (socket, DMA socket, fds in flight). */
-#define SERVE_FDS_CLIENTS 64u
+/*
+ * Room for clients: 16 connections of 6 fds (socket, DMA socket, fds in
+ * flight, and the memfds of two BARs their devices make for them).
+ */
+#define SERVE_FDS_CLIENTS 96u
 
 /* Separators of a list file's words. */
 #define SERVE_BLANKS " \t\r\n"
@@ -212,7 +216,9 @@ static unsigned long serve_open_fds(void)
 
 static unsigned long serve_device_fds(const struct serve_device *d)
 {
-	return !strcmp(d->kind, "poller") ? SERVE_FDS_POLLER : SERVE_FDS_DEVICE;
+	if (!strcmp(d->kind, "poller"))
+		return SERVE_FDS_POLLER;
+	return !strcmp(d->kind, "nvme") ? SERVE_FDS_NVME : SERVE_FDS_DEVICE;
 }
 
 int serve_fd_budget(const struct serve_list *l)

@@ -76,7 +76,8 @@ struct vfpm_pci_bar_desc {
 	struct vfpm_pci_bar_area areas[VFPM_PCI_BAR_AREAS_MAX];
 	/*
 	 * The memory behind the mappable areas: by default a memfd the core
-	 * creates.  With own_fd, the model supplies it: the BAR is the range
+	 * creates when a client first asks for the region (and closes after
+	 * the last close; vfpm_pci_bar_mem stays the same).  With own_fd, the model supplies it: the BAR is the range
 	 * [fd_offset, fd_offset + size) of fd, which must be a file the core
 	 * may resize (a memfd, a tmpfs file) ending there; fd_offset is
 	 * page-aligned.  The core takes a duplicate of fd at creation; the
