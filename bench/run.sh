@@ -24,7 +24,7 @@ if ! command -v gnuplot >/dev/null; then
 		{ apt-get update >/dev/null && apt-get install -y gnuplot-nox >/dev/null; }
 fi
 
-for b in pm rtt concurrency transitions scale idle; do
+for b in pm rtt concurrency transitions scale idle setup; do
 	[ -x "$build/bench/bench-$b" ] || { echo "bench: $build/bench/bench-$b is missing" >&2; exit 1; }
 done
 [ -x "$build/tools/vfpm" ] || { echo "bench: $build/tools/vfpm is missing" >&2; exit 1; }
@@ -50,6 +50,7 @@ run "4 concurrency" "$build/bench/bench-concurrency" --out "$data"
 run "3 runtime PM transitions" "$build/bench/bench-transitions" --out "$data"
 run "5 scale" "$build/bench/bench-scale" --out "$data"
 run "6 idle cost" "$build/bench/bench-idle" --out "$data" --vfpm "$build/tools/vfpm" --seconds 10
+run "8 connection setup" "$build/bench/bench-setup" --out "$data"
 # A Linux guest under QEMU (TCG): vfpm's NVMe controller beside QEMU's own
 # (the vfpm side is skipped until vfpm serves one; all of it without root).
 run "7 NVMe under a Linux guest" bash bench/nvme-guest.sh "$build" --md "$data/nvme-guest.md"
@@ -150,8 +151,9 @@ readme=$results/README.md
 	echo "|---|---:|---:|---|"
 	grep -E '^\| [12]\. ' "$data/rtt.md"
 	sed -n 's/^- \(.*\), 1 thread: \([0-9.]*x\) (target >= \([0-9.]*x\)): \(.*\)$/| PM fast path: mutex pair \/ \1 (1 thread) | \2 | >= \3 | \4 |/p' "$results/pm.md"
+	grep -E '^\| vfpm / raw connection setup' "$data/setup.md"
 	echo
-	for part in rtt transitions concurrency scale idle nvme-guest; do
+	for part in rtt transitions concurrency scale idle nvme-guest setup; do
 		cat "$data/$part.md"
 	done
 	echo "## Runtime PM fast path (bench-pm)"
