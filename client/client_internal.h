@@ -41,7 +41,8 @@ struct vfpm_client {
 /*
  * The vfio-user backend's DMA service on the twin socket (client_sock_dma.c):
  * a thread answering the server's DMA_READ / DMA_WRITE from the windows
- * registered with a vaddr.  stop shuts the socket down, joins, closes it.
+ * registered with a vaddr, started with the first such window.  stop shuts
+ * the socket down, joins, closes it.
  */
 struct sock_dma;
 int sock_dma_start(int sock, uint32_t max_xfer, struct sock_dma **out);

@@ -29,6 +29,12 @@ struct sock_dma {
 	int sock;		/* immutable: the client's end of the twin socket */
 	uint32_t max_xfer;	/* immutable: the largest count this client accepts */
 	pthread_t thread;
+	/*
+	 * lock: the thread runs.  It starts with the first window served here:
+	 * before one exists the server has nothing to ask for, and a client
+	 * that never maps fd-less memory pays for no thread at connect.
+	 */
+	bool started;
 	/* Owned by the thread: what the server sent that it has not read yet. */
 	struct vfpm_sock_rx rx;
 	/* Protects the windows; held across a copy, so an unmap waits for it. */
@@ -166,12 +172,10 @@ int sock_dma_start(int sock, uint32_t max_xfer, struct sock_dma **out)
 	d->sock = sock;
 	d->max_xfer = max_xfer;
 	vfpm_sock_rx_init(&d->rx);
-	pthread_mutex_init(&d->lock, NULL);
-	err = pthread_create(&d->thread, NULL, sock_dma_thread, d);
+	err = -pthread_mutex_init(&d->lock, NULL);
 	if (err) {
-		pthread_mutex_destroy(&d->lock);
 		free(d);
-		return -err;
+		return err;
 	}
 	*out = d;
 	return 0;
@@ -179,10 +183,16 @@ int sock_dma_start(int sock, uint32_t max_xfer, struct sock_dma **out)
 
 void sock_dma_stop(struct sock_dma *d)
 {
+	bool started;
+
 	if (!d)
 		return;
 	shutdown(d->sock, SHUT_RDWR);
-	pthread_join(d->thread, NULL);
+	pthread_mutex_lock(&d->lock);
+	started = d->started;
+	pthread_mutex_unlock(&d->lock);
+	if (started)
+		pthread_join(d->thread, NULL);
 	close(d->sock);
 	vfpm_sock_rx_release(&d->rx);
 	pthread_mutex_destroy(&d->lock);
@@ -195,7 +205,11 @@ int sock_dma_add(struct sock_dma *d, const struct vfpm_client_dma *map)
 	int err = 0;
 
 	pthread_mutex_lock(&d->lock);
-	if (d->count == d->cap) {
+	if (!d->started) {
+		err = -pthread_create(&d->thread, NULL, sock_dma_thread, d);
+		d->started = !err;
+	}
+	if (!err && d->count == d->cap) {
 		unsigned int cap = d->cap ? d->cap * 2 : 8;
 		struct sock_dma_window *w = realloc(d->windows, cap * sizeof(*w));
 

@@ -8,6 +8,7 @@
  */
 #include "test_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -96,6 +97,46 @@ static void test_region_info_fd_on_its_reply(void **state)
 	vfpm_client_close(c);
 	assert_int_equal(vfpm_server_wait_connections(f->srv, 0, 5000), 0);
 	assert_int_equal(t_count_fds(), fds_before);
+}
+
+/* Threads of this process (/proc/self/task). */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * The twin socket's DMA thread starts with the first window the client
+ * serves from its own memory, not at connect (issue 15: connection setup).
+ */
+static void test_dma_thread_starts_with_first_served_window(void **state)
+{
+	struct tfix *f = *state;
+	int before = thread_count();
+	struct vfpm_client *c = tfix_connect(f);
+	static uint8_t mem[8192] __attribute__((aligned(4096)));
+	struct vfpm_client_dma map = {
+		.iova = 0x100000, .size = sizeof(mem), .fd = -1, .vaddr = mem,
+		.flags = VFPM_CLIENT_DMA_READ | VFPM_CLIENT_DMA_WRITE,
+	};
+
+	tfix_wait_conns(f, 1);
+	/* The server's connection thread, and nothing of the client's. */
+	assert_int_equal(thread_count(), before + 1);
+	assert_int_equal(vfpm_client_dma_map(c, &map), 0);
+	assert_int_equal(thread_count(), before + 2);
+	assert_int_equal(vfpm_client_dma_unmap(c, map.iova, map.size), 0);
+	vfpm_client_close(c);
+	tfix_wait_conns(f, 0);
+	assert_int_equal(thread_count(), before);
 }
 
 /* ---- a server of the test's own, to put two messages in one read ---- */
@@ -240,6 +281,8 @@ static void test_fd_on_reply_behind_server_command(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_dma_thread_starts_with_first_served_window,
+						tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_client_syscalls_per_round_trip, tfix_setup,
 						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_region_info_fd_on_its_reply, tfix_setup,
