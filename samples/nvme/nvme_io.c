@@ -121,51 +121,54 @@ static uint16_t write_done(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 	return NVME_SC_SUCCESS;
 }
 
-static uint16_t io_read(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+/*
+ * A Read's or Write's data, moved between the file and the guest's memory
+ * mapped in place; *bytes gets its size.
+ */
+static uint16_t io_transfer(struct nvme_ctrl *c, const struct nvme_sqe *cmd, bool to_guest,
+			    uint64_t *bytes)
 {
-	struct nvme_engine *e = &c->eng;
-	uint64_t off, bytes;
-	uint16_t status = transfer_range(c, cmd, &off, &bytes);
+	struct nvme_prp_iov *m = &c->eng.prp_iov;
+	uint64_t off;
+	uint16_t status = transfer_range(c, cmd, &off, bytes);
 
 	if (status)
 		return status;
-	/* Straight from the file into the guest's memory, mapped in place. */
-	status = nvme_prp_map_iov(c, le64toh(cmd->prp1), le64toh(cmd->prp2), (uint32_t)bytes,
-				  PROT_WRITE, &e->prp_iov);
+	/* A Read writes the guest's memory, a Write reads it. */
+	status = nvme_prp_map_iov(c, le64toh(cmd->prp1), le64toh(cmd->prp2), (uint32_t)*bytes,
+				  to_guest ? PROT_WRITE : PROT_READ, m);
 	if (status)
 		return status;
-	if (readv_full(c->fd, e->prp_iov.iov, e->prp_iov.nr_iov, off))
+	if (to_guest && readv_full(c->fd, m->iov, m->nr_iov, off))
 		status = NVME_SC_UNRECOVERED_READ;
-	if (nvme_prp_unmap_iov(c, &e->prp_iov) && !status)
+	else if (!to_guest && writev_full(c->fd, m->iov, m->nr_iov, off))
+		status = NVME_SC_WRITE_FAULT;
+	if (nvme_prp_unmap_iov(c, m) && !status)
 		status = NVME_SC_DATA_XFER_ERROR;
+	return status;
+}
+
+static uint16_t io_read(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
+{
+	uint64_t bytes;
+	uint16_t status = io_transfer(c, cmd, true, &bytes);
+
 	if (!status) {
-		e->host_reads++;
-		e->units_read += bytes >> 9;
+		c->eng.host_reads++;
+		c->eng.units_read += bytes >> 9;
 	}
 	return status;
 }
 
 static uint16_t io_write(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 {
-	struct nvme_engine *e = &c->eng;
-	uint64_t off, bytes;
-	uint16_t status = transfer_range(c, cmd, &off, &bytes);
+	uint64_t bytes;
+	uint16_t status = io_transfer(c, cmd, false, &bytes);
 
 	if (status)
 		return status;
-	/* Straight from the guest's memory, mapped in place, into the file. */
-	status = nvme_prp_map_iov(c, le64toh(cmd->prp1), le64toh(cmd->prp2), (uint32_t)bytes,
-				  PROT_READ, &e->prp_iov);
-	if (status)
-		return status;
-	if (writev_full(c->fd, e->prp_iov.iov, e->prp_iov.nr_iov, off))
-		status = NVME_SC_WRITE_FAULT;
-	if (nvme_prp_unmap_iov(c, &e->prp_iov) && !status)
-		status = NVME_SC_DATA_XFER_ERROR;
-	if (status)
-		return status;
-	e->host_writes++;
-	e->units_written += bytes >> 9;
+	c->eng.host_writes++;
+	c->eng.units_written += bytes >> 9;
 	return write_done(c, cmd);
 }
 
