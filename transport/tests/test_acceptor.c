@@ -9,7 +9,6 @@
  */
 #include "test_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,27 +31,14 @@ struct many {
 	int baseline_fds, baseline_threads;
 };
 
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Threads end shortly after they are joined: wait for the count to come down to want. */
 static int wait_threads_at_most(int want)
 {
-	int n = count_threads();
+	int n = t_count_threads();
 
 	for (int i = 0; i < 500 && n > want; i++) {
 		usleep(10000);
-		n = count_threads();
+		n = t_count_threads();
 	}
 	return n;
 }
@@ -93,7 +79,7 @@ static int many_setup(void **state)
 		assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(m->model[i]->pdev),
 						     VFPM_PM_SUSPENDED, T_TIMEOUT_MS), 0);
 	/* The devices and the PM core's threads are there; the servers come now. */
-	m->baseline_threads = count_threads();
+	m->baseline_threads = t_count_threads();
 	for (unsigned int i = 0; i < N_SERVERS; i++)
 		start_server(m, i);
 	*state = m;
@@ -144,7 +130,7 @@ static void test_idle_servers_share_a_thread(void **state)
 	static const unsigned int probe[] = { 0, 1, 57, 100, 142, N_SERVERS - 1 };
 	struct many *m = *state;
 	struct vfpm_client *c[3];
-	int threads = count_threads();
+	int threads = t_count_threads();
 
 	if (threads > m->baseline_threads + MAX_EXTRA_THREADS)
 		fail_msg("%d servers idle: %d threads, %d before them", N_SERVERS, threads,
@@ -160,7 +146,7 @@ static void test_idle_servers_share_a_thread(void **state)
 		c[i] = connect_to(m, 10 + i);
 	for (unsigned int i = 0; i < 3; i++)
 		t_check_client(c[i]);
-	assert_in_range(count_threads(), threads + 3, threads + 6);
+	assert_in_range(t_count_threads(), threads + 3, threads + 6);
 	for (unsigned int i = 0; i < 3; i++) {
 		vfpm_client_close(c[i]);
 		assert_int_equal(vfpm_server_wait_connections(m->srv[10 + i], 0, T_TIMEOUT_MS), 0);

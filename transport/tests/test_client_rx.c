@@ -8,7 +8,6 @@
  */
 #include "test_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -99,20 +98,6 @@ static void test_region_info_fd_on_its_reply(void **state)
 	assert_int_equal(t_count_fds(), fds_before);
 }
 
-/* Threads of this process (/proc/self/task). */
-static int thread_count(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /*
  * The twin socket's DMA thread starts with the first window the client
  * serves from its own memory, not at connect (issue 15: connection setup).
@@ -120,7 +105,7 @@ static int thread_count(void)
 static void test_dma_thread_starts_with_first_served_window(void **state)
 {
 	struct tfix *f = *state;
-	int before = thread_count();
+	int before = t_count_threads();
 	struct vfpm_client *c = tfix_connect(f);
 	static uint8_t mem[8192] __attribute__((aligned(4096)));
 	struct vfpm_client_dma map = {
@@ -130,16 +115,16 @@ static void test_dma_thread_starts_with_first_served_window(void **state)
 
 	tfix_wait_conns(f, 1);
 	/* The server's connection thread, and nothing of the client's. */
-	assert_int_equal(thread_count(), before + 1);
+	assert_int_equal(t_count_threads(), before + 1);
 	assert_int_equal(vfpm_client_dma_map(c, &map), 0);
-	assert_int_equal(thread_count(), before + 2);
+	assert_int_equal(t_count_threads(), before + 2);
 	assert_int_equal(vfpm_client_dma_unmap(c, map.iova, map.size), 0);
 	vfpm_client_close(c);
 	tfix_wait_conns(f, 0);
 	/* The server's connection thread ends just after its connection is gone. */
-	for (int ms = 0; thread_count() > before && ms < 5000; ms += 10)
+	for (int ms = 0; t_count_threads() > before && ms < 5000; ms += 10)
 		usleep(10000);
-	assert_int_equal(thread_count(), before);
+	assert_int_equal(t_count_threads(), before);
 }
 
 /* ---- a server of the test's own, to put two messages in one read ---- */

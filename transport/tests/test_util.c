@@ -118,9 +118,10 @@ void t_check_client(struct vfpm_client *c)
 	assert_int_equal(info.num_regions, VFIO_PCI_NUM_REGIONS);
 }
 
-int t_count_fds(void)
+/* Entries of a /proc directory, "." and ".." aside. */
+static int count_entries(const char *dir)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	int n = 0;
 
@@ -128,7 +129,17 @@ int t_count_fds(void)
 	while ((e = readdir(d)))
 		n += e->d_name[0] != '.';
 	closedir(d);
-	return n - 1;	/* the DIR's own fd */
+	return n;
+}
+
+int t_count_fds(void)
+{
+	return count_entries("/proc/self/fd") - 1;	/* the DIR's own fd */
+}
+
+int t_count_threads(void)
+{
+	return count_entries("/proc/self/task");
 }
 
 int t_eventfd(void)

@@ -48,6 +48,8 @@ void t_enable_memory(struct vfpm_client *c);
 void t_check_client(struct vfpm_client *c);
 
 int t_count_fds(void);
+/* Threads of this process (/proc/self/task). */
+int t_count_threads(void);
 int t_eventfd(void);
 /* The counter of a non-blocking eventfd: its value, or 0 when unsignalled. */
 uint64_t t_eventfd_read(int efd);
