@@ -6,6 +6,8 @@
 #include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -186,6 +188,91 @@ void bench_rmdir(const char *dir)
 	for (int i = 0; i < MAX_TMPDIRS; i++)
 		if (strcmp(tmpdirs[i], dir) == 0)
 			tmpdirs[i][0] = '\0';
+}
+
+/* ---- spinners: CPUs kept out of idle (see bench_common.h) ---- */
+
+struct bench_spinners {
+	atomic_bool stop;
+	int count;
+	pthread_t thread[CPU_SETSIZE];
+};
+
+static void *spinner_main(void *arg)
+{
+	atomic_bool *stop = arg;
+	struct sched_param idle = { .sched_priority = 0 };
+	/* Here, not in the attributes: glibc's refuse SCHED_IDLE. */
+	int ret = pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+
+	if (ret)
+		bench_die("spinner: SCHED_IDLE", ret);
+	/*
+	 * No pause instruction in the loop: a hypervisor may take a long run of
+	 * them for a vCPU spinning on a lock and deschedule it, the very exit
+	 * the spinner is there to avoid.
+	 */
+	while (!atomic_load_explicit(stop, memory_order_relaxed))
+		;
+	return NULL;
+}
+
+struct bench_spinners *bench_spinners_start(void)
+{
+	struct bench_spinners *s = calloc(1, sizeof(*s));
+	cpu_set_t allowed;
+
+	if (!s)
+		bench_die("calloc", ENOMEM);
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		bench_die("sched_getaffinity", errno);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		pthread_attr_t attr;
+		cpu_set_t one;
+		int ret;
+
+		if (!CPU_ISSET(cpu, &allowed))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		ret = pthread_attr_init(&attr);
+		if (!ret)
+			ret = pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+		if (!ret)
+			ret = pthread_create(&s->thread[s->count], &attr, spinner_main, &s->stop);
+		if (ret)
+			bench_die("spinner thread", ret);
+		pthread_attr_destroy(&attr);
+		s->count++;
+	}
+	return s;
+}
+
+void bench_spinners_stop(struct bench_spinners *s)
+{
+	atomic_store(&s->stop, true);
+	for (int i = 0; i < s->count; i++)
+		pthread_join(s->thread[i], NULL);
+	free(s);
+}
+
+int bench_pin_one_cpu(void)
+{
+	cpu_set_t allowed;
+	int cpu = -1;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		bench_die("sched_getaffinity", errno);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &allowed))
+			cpu = i;
+	if (cpu < 0)
+		bench_die("no CPU to run on", ESRCH);
+	CPU_ZERO(&allowed);
+	CPU_SET(cpu, &allowed);
+	if (sched_setaffinity(0, sizeof(allowed), &allowed))
+		bench_die("sched_setaffinity", errno);
+	return cpu;
 }
 
 void bench_raise_nofile(unsigned long n)

@@ -65,6 +65,28 @@ void bench_close(FILE *f, const char *name);
 void bench_tmpdir(char *buf, size_t len);
 void bench_rmdir(const char *dir);
 
+/*
+ * Keep every CPU this process may run on out of its idle states while a
+ * measurement runs: one SCHED_IDLE thread pinned to each CPU spins until
+ * bench_spinners_stop.  Why: on a VM, a CPU that goes idle halts, and the
+ * wake of a thread blocked in read(2) on it then costs the hypervisor's exit
+ * and re-entry (tens of us), so a ping-pong's figure says more about whether
+ * the CPU happened to go idle than about the code under test.  With a spinner
+ * on it a CPU never halts, and a woken thread takes it at once: the scheduler
+ * preempts a SCHED_IDLE thread for any other woken thread, and counts a CPU
+ * that runs only SCHED_IDLE threads as idle when it places one.  Every variant
+ * of a benchmark must then run under the same spinners.
+ */
+struct bench_spinners;
+struct bench_spinners *bench_spinners_start(void);
+void bench_spinners_stop(struct bench_spinners *s);
+/*
+ * Pin the calling thread to one of the CPUs it may run on (the last: the
+ * first takes more of the machine's interrupts) and return that CPU; threads
+ * it creates afterwards inherit the pin, a library's threads included.
+ */
+int bench_pin_one_cpu(void);
+
 /* Raise RLIMIT_NOFILE (soft and hard: we run as root) to at least n. */
 void bench_raise_nofile(unsigned long n);
 /* "Threads:" and "VmRSS:" (KiB) of this process. */
