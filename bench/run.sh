@@ -64,7 +64,7 @@ set grid ytics
 set style fill solid 0.6 border -1
 
 set output "$results/rtt.png"
-set multiplot layout 1,2 title "Round trip, 4-byte REGION_READ vs raw AF_UNIX ping-pong (1 client)"
+set multiplot layout 1,2 title "Round trip, 4-byte REGION_READ vs raw AF_UNIX ping-pong (1 client, one CPU)"
 set title "throughput (median, min-max over repetitions)"
 set ylabel "requests/s"
 set yrange [0:*]
@@ -78,6 +78,24 @@ set key top left
 plot "$data/rtt.dat" using 5:xtic(1) title "p50" lc rgb "#4477aa", \
      "" using 6 title "p99" lc rgb "#cc6677"
 unset multiplot
+
+set output "$results/rtt-clients.png"
+set title "Round trip and PM wrapper by clients: median of per-round ratios (min-max), targets dashed"
+set style data yerrorlines
+set logscale x 2
+set xlabel "clients"
+set ylabel "throughput ratio"
+set xrange [0.8:20]
+set yrange [*:*]
+set key bottom right
+plot "$data/rtt-clients.dat" using 1:2:3:4 title "vfpm (memory) / raw" lw 2 lc rgb "#4477aa", \
+     "" using 1:5:6:7 title "memory / opt-out (PM wrapper)" lw 2 lc rgb "#cc6677", \
+     0.95 title "round trip target" dt 2 lc rgb "#4477aa", \
+     0.98 title "PM wrapper target" dt 2 lc rgb "#cc6677"
+unset logscale x
+unset xlabel
+set autoscale x
+set yrange [0:*]
 
 set output "$results/concurrency.png"
 set title "Concurrency: 4-byte REGION_READs, one connection per client (median, min-max)"
