@@ -12,7 +12,10 @@
  * A run lasts a fixed time; its figure is the requests completed by all
  * threads over the wall time from the common start to the stop.  Runs of
  * the three modes interleave (order reversed every repetition) and the
- * median of the repetitions is reported with its spread.
+ * median of the repetitions is reported with its spread.  A SCHED_IDLE
+ * spinner keeps every CPU out of idle for the whole measurement, in every
+ * mode alike (bench_spinners_start says why): with few clients the figures
+ * otherwise depend on whether a CPU halted between two messages.
  */
 #include "bench_common.h"
 
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
 	struct setup s = { 0 };
 	double *fig[M_COUNT][NLEVELS];
 	struct bench_stats st[M_COUNT][NLEVELS];
+	struct bench_spinners *spin;
 	FILE *md, *dat;
 
 	bench_prog = "bench-concurrency";
@@ -192,6 +196,7 @@ int main(int argc, char **argv)
 				bench_die("calloc", ENOMEM);
 		}
 	}
+	spin = bench_spinners_start();
 	/* Warm-up: connections, threads and caches, not measured. */
 	for (int m = 0; m < M_COUNT; m++)
 		run_once(&s, (enum mode)m, 2, 50);
@@ -205,6 +210,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	bench_spinners_stop(spin);
 	for (int m = 0; m < M_COUNT; m++)
 		for (int l = 0; l < NLEVELS; l++)
 			bench_stats(fig[m][l], (size_t)reps, &st[m][l]);
@@ -217,7 +223,10 @@ int main(int argc, char **argv)
 		"server thread of its own). %d repetitions x %u ms per cell, modes "
 		"interleaved; requests/s summed over the clients, median [min - max]. The "
 		"baseline is the raw AF_UNIX ping-pong with N connections and N echo "
-		"threads. No target in issue 7; the last columns are vfpm / raw.\n\n",
+		"threads. The threads spread over every CPU, each of which a SCHED_IDLE "
+		"thread keeps out of idle in every mode alike (a halted CPU's wake costs "
+		"tens of us on a VM). No target here (issue 15's are in section 1-2, "
+		"measured on one CPU); the last columns are vfpm / raw.\n\n",
 		reps, run_ms);
 	fprintf(md, "| clients | %s | %s | %s | one / raw | separate / raw |\n",
 		mode_name[M_RAW], mode_name[M_ONE], mode_name[M_SEPARATE]);
