@@ -56,6 +56,7 @@ struct access_ctx {
  */
 static _Thread_local struct access_ctx *current_access;
 
+/* A driver's bug repeats on every access: say so, but not every time. */
 static struct vfpm_ratelimit stray_einprogress_rl, abandoned_rl;
 
 struct vfpm_request *vfpm_request_defer(struct vfpm_instance *inst)
