@@ -3,7 +3,9 @@
  * Device core: devices, their open instances, the runtime PM request wrapper
  * and VFIO_DEVICE_FEATURE validation (the kernel's vfio_main.c).
  */
-#include <vfpm/device.h>
+#include "device_internal.h"
+
+#include "base.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +50,8 @@ struct vfpm_instance {
 	const struct vfpm_dma_ops *dma_ops;
 	void *dma_opaque;
 	struct vfpm_instance *next;	/* dev->dma_lock */
+	/* The open one and one per deferred request on it: the last frees it. */
+	atomic_uint refs;
 };
 
 /* vfpm_instance_id: numbers handed out so far, in the whole process. */
@@ -273,6 +277,7 @@ int vfpm_device_open(struct vfpm_device *dev, struct vfpm_instance **out)
 		return -ENOMEM;
 	inst->dev = dev;
 	inst->id = atomic_fetch_add(&instance_ids, 1) + 1;
+	atomic_init(&inst->refs, 1);
 	pthread_mutex_lock(&dev->open_lock);
 	if (dev->open_count == 0 && dev->ops.open_device)
 		err = dev->ops.open_device(dev);
@@ -313,7 +318,22 @@ void vfpm_instance_close(struct vfpm_instance *inst)
 	if (--dev->open_count == 0 && dev->ops.close_device)
 		dev->ops.close_device(dev);
 	pthread_mutex_unlock(&dev->open_lock);
-	free(inst);
+	/* A racing completion may make this line a false alarm, never a missed one. */
+	if (atomic_load(&inst->refs) > 1)
+		vfpm_logf(VFPM_LOG_ERR, "instance %llu closed with an access pending: the "
+			  "transport must wait for its completion", (unsigned long long)inst->id);
+	vfpm_instance_release(inst);
+}
+
+void vfpm_instance_hold(struct vfpm_instance *inst)
+{
+	atomic_fetch_add(&inst->refs, 1);
+}
+
+void vfpm_instance_release(struct vfpm_instance *inst)
+{
+	if (atomic_fetch_sub(&inst->refs, 1) == 1)
+		free(inst);
 }
 
 struct vfpm_device *vfpm_instance_device(const struct vfpm_instance *inst)
@@ -645,17 +665,12 @@ long vfpm_instance_ioctl(struct vfpm_instance *inst, unsigned int cmd, struct vf
 	return ret;
 }
 
-ssize_t vfpm_instance_read(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos)
+ssize_t vfpm_device_region_op(struct vfpm_instance *inst, void *buf, size_t count, uint64_t pos,
+			      bool write)
 {
-	if (!inst->dev->ops.read)
-		return -EINVAL;
-	return inst->dev->ops.read(inst, buf, count, pos);
-}
+	const struct vfpm_device_ops *ops = &inst->dev->ops;
 
-ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf, size_t count,
-			    uint64_t pos)
-{
-	if (!inst->dev->ops.write)
-		return -EINVAL;
-	return inst->dev->ops.write(inst, buf, count, pos);
+	if (write)
+		return ops->write ? ops->write(inst, buf, count, pos) : -EINVAL;
+	return ops->read ? ops->read(inst, buf, count, pos) : -EINVAL;
 }

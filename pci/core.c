@@ -6,6 +6,8 @@
  */
 #include "pci_internal.h"
 
+#include "device_internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -473,7 +475,9 @@ static ssize_t pci_bar_piece_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance 
 /*
  * A BAR access, split where it crosses between trapped registers, memory
  * and the MSI-X table; a piece that fails ends it (what was done before it
- * is reported, or the error when nothing was).
+ * is reported, or the error when nothing was).  So does a piece the model
+ * defers (-EINPROGRESS): the request reports the bytes done before it with
+ * the model's result when it completes.
  */
 static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, unsigned int index,
 			  void *buf, size_t count, uint64_t pos, bool write)
@@ -500,6 +504,10 @@ static ssize_t pci_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
 				     pos + done, write, &unlocked);
 		if (!unlocked)
 			pthread_rwlock_unlock(&pdev->memory_lock);
+		if (n == -EINPROGRESS && vfpm_request_deferred(inst)) {
+			vfpm_request_set_done(vfpm_request_deferred(inst), done);
+			return n;
+		}
 		if (n <= 0)
 			return done ? (ssize_t)done : (n ? n : -EIO);
 		done += (size_t)n;
@@ -532,7 +540,11 @@ static ssize_t pci_rw(struct vfpm_instance *inst, void *buf, size_t count, uint6
 		ret = -EINVAL; /* no ROM, no VGA */
 		break;
 	}
-	vfpm_device_pm_put(vdev);
+	/* Deferred: the reference keeps the device awake until the model completes. */
+	if (ret == -EINPROGRESS && vfpm_request_deferred(inst))
+		vfpm_request_add_put(vfpm_request_deferred(inst), vdev);
+	else
+		vfpm_device_pm_put(vdev);
 	return ret;
 }
 

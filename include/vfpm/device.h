@@ -265,6 +265,52 @@ VFPM_API ssize_t vfpm_instance_write(struct vfpm_instance *inst, const void *buf
 			    uint64_t pos);
 
 /*
+ * Region accesses that may complete later, for a transport that must not
+ * block (a reactor).  The result is returned as vfpm_instance_read/write
+ * return it, or -EINPROGRESS when the driver deferred the access: then
+ * async->complete(async->opaque, result) is called exactly once, later, on
+ * whichever thread the driver completes it, and buf (which the caller keeps
+ * valid until then) holds what a read returned.  When the driver completes
+ * before the call has returned (on another thread), the call returns the
+ * result itself and complete is not called.  *async is copied: it may live
+ * on the caller's stack.  The runtime PM usage reference of the access (the
+ * PCI core's) is held until completion, so a low power entry meanwhile
+ * replies at once but the device only suspends after it, as with an ioctl
+ * in flight in the kernel.  The instance must not be closed while an access
+ * on it is pending (the core logs it and keeps the instance's memory until
+ * the completion, but the driver may still use it).
+ *
+ * vfpm_instance_read/write never return -EINPROGRESS: a driver cannot
+ * defer under them (vfpm_request_defer returns NULL).
+ */
+struct vfpm_async {
+	void (*complete)(void *opaque, ssize_t result);
+	void *opaque;
+};
+VFPM_API ssize_t vfpm_instance_read_async(struct vfpm_instance *inst, void *buf, size_t count,
+					  uint64_t pos, const struct vfpm_async *async);
+VFPM_API ssize_t vfpm_instance_write_async(struct vfpm_instance *inst, const void *buf,
+					   size_t count, uint64_t pos,
+					   const struct vfpm_async *async);
+
+/*
+ * The driver's side.  Inside its read or write op (a PCI model: inside
+ * bar_rw), on the thread that called it, a driver that cannot finish now
+ * asks to defer the access of inst.  It gets a handle, or NULL when the
+ * caller cannot wait (a plain vfpm_instance_read/write, an access already
+ * deferred, not inside an access of inst on this thread, no memory): then
+ * it completes the access inline as usual.  With a handle, the op returns
+ * -EINPROGRESS (anything else abandons the handle: the core logs it and
+ * ignores the completion) and later, from any thread, the driver calls
+ * vfpm_request_complete exactly once with what the op would have returned
+ * (bytes done or -errno), after filling the read's buffer.  The handle is
+ * gone after that call.
+ */
+struct vfpm_request;
+VFPM_API struct vfpm_request *vfpm_request_defer(struct vfpm_instance *inst);
+VFPM_API void vfpm_request_complete(struct vfpm_request *req, ssize_t result);
+
+/*
  * The kernel's vfio_check_feature, for drivers: -EINVAL when flags ask for an
  * operation outside supported_ops (VFIO_DEVICE_FEATURE_GET/SET) or for none,
  * or argsz < minsz; 0 for a PROBE; 1 when the driver should carry it out.

@@ -196,6 +196,18 @@ struct vfpm_pci_model_ops {
 	 * A trapped BAR access (offset within the BAR): bytes done or -errno.
 	 * inst is the instance (vfio-user connection) that made it, the
 	 * request's context (vfpm_instance_id names it in a log).
+	 *
+	 * A model that must not block here (its device answers later) defers
+	 * it: req = vfpm_request_defer(inst), and when req is not NULL, return
+	 * -EINPROGRESS, keep buf (a read fills it before completing) and later,
+	 * from any thread, call vfpm_request_complete(req, bytes or -errno)
+	 * exactly once.  NULL means the caller cannot wait (a synchronous
+	 * access): finish it here as usual.  The device stays awake (the
+	 * access's runtime PM reference is held) until the completion.  A
+	 * deferred piece ends the access: when the core split it (across
+	 * trapped registers, mapped memory or the MSI-X table), the pieces
+	 * after it are not done, and the result is the bytes of the pieces
+	 * before plus the model's (those bytes alone when it fails).
 	 */
 	ssize_t (*bar_rw)(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst, unsigned int bar,
 			  uint64_t offset, void *buf, size_t count, bool write);
