@@ -115,10 +115,13 @@ static void tdev_free(struct tdev *t)
 	free(t);
 }
 
+static int stop_drivers(void);
+
 /* Each test starts in the default threads mode with no device. */
 static int teardown(void **state)
 {
-	(void)state;
+	stop_drivers();
+	model_free_leftovers(state);
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
 		if (live[i])
 			tdev_free(live[i]);
@@ -357,6 +360,91 @@ static void test_threads_mode_after_external(void **state)
 	assert_int_equal(vfpm_pm_worker_threads(), 0);
 }
 
+/* The host's loop threads; the teardown stops them if a test failed. */
+static pthread_t drivers[2];
+static int nr_drivers;
+static atomic_bool drivers_stop;
+
+/* A loop thread of the host: wait for the fd, process, until told to stop. */
+static void *driver_main(void *arg)
+{
+	int fd = vfpm_pm_worker_fd();
+
+	(void)arg;
+	while (!atomic_load(&drivers_stop)) {
+		if (fd_readable(fd, 10) && vfpm_pm_worker_process() < 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void start_drivers(void)
+{
+	atomic_store(&drivers_stop, false);
+	for (nr_drivers = 0; nr_drivers < 2; nr_drivers++)
+		assert_int_equal(pthread_create(&drivers[nr_drivers], NULL, driver_main, NULL), 0);
+}
+
+/* 0 if every loop thread ended well. */
+static int stop_drivers(void)
+{
+	void *ret;
+	int bad = 0;
+
+	atomic_store(&drivers_stop, true);
+	while (nr_drivers > 0) {
+		pthread_join(drivers[--nr_drivers], &ret);
+		bad += ret != NULL;
+	}
+	return bad;
+}
+
+/*
+ * Two loop threads and the test's own thread (through wait_status) process
+ * at once: every request is served, and a device's callbacks never overlap
+ * (the model checks that from the inside).
+ */
+static void test_several_threads_process(void **state)
+{
+	enum { N = 8, ROUNDS = 30 };
+	struct pm_model *m[N];
+	int resumes[N];
+
+	(void)state;
+	assert_int_equal(vfpm_pm_worker_set_external(true), 0);
+	for (int i = 0; i < N; i++)
+		m[i] = model_new_active("shared", 0);
+	start_drivers();
+
+	for (int r = 0; r < ROUNDS; r++) {
+		/* A synchronous resume (the first round finds them ACTIVE), an async idle. */
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(vfpm_pm_resume_and_get(m[i]->dev), 0);
+			assert_true(model_access(m[i]));
+			assert_int_equal(vfpm_pm_put(m[i]->dev), 0);
+		}
+		for (int i = 0; i < N; i++)
+			assert_int_equal(wait_status(m[i]->dev, VFPM_PM_SUSPENDED, SOON_MS), 0);
+		/* An async resume, then the idle check it queues suspends again. */
+		for (int i = 0; i < N; i++) {
+			resumes[i] = atomic_load(&m[i]->resumes);
+			assert_int_equal(vfpm_pm_request_resume(m[i]->dev), 0);
+		}
+		for (int i = 0; i < N; i++)
+			assert_int_equal(model_wait_count(m[i], &m[i]->resumes, resumes[i] + 1,
+							  SOON_MS), 0);
+		for (int i = 0; i < N; i++)
+			assert_int_equal(wait_status(m[i]->dev, VFPM_PM_SUSPENDED, SOON_MS), 0);
+	}
+	assert_int_equal(stop_drivers(), 0);
+	for (int i = 0; i < N; i++) {
+		assert_true(m[i]->suspends >= 2 * ROUNDS);
+		assert_model_clean(m[i]);
+		model_free(m[i]);
+	}
+	assert_int_equal(vfpm_pm_worker_set_external(false), 0);
+}
+
 /* ---- the pool itself (worker.h): the cases the public API cannot reach ---- */
 
 struct self_cancel {
@@ -423,6 +511,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_async_requests_run_by_process, teardown),
 		cmocka_unit_test_teardown(test_mode_change_needs_no_devices, teardown),
 		cmocka_unit_test_teardown(test_threads_mode_after_external, teardown),
+		cmocka_unit_test_teardown(test_several_threads_process, teardown),
 		cmocka_unit_test(test_cancel_sync_from_own_work),
 	};
 
