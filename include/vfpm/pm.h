@@ -214,10 +214,12 @@ VFPM_API int vfpm_pm_worker_threads(void);
  * readiness.  A request queued while it runs (a resume queues an idle check)
  * is left for the next call and keeps the fd readable, so a loop that calls
  * it whenever the fd is readable serves everything.  Returns the number of
- * requests and timers run (0 when nothing was due), or -EINVAL in the
- * threads mode.  Several threads may call it at once; a device's work still
- * never runs on two of them at a time.  Called from inside a callback, it
- * runs nothing and returns 0 (the outer call goes on).
+ * device works it ran (0 when nothing was due), or -EINVAL in the threads
+ * mode.  Several threads may call it at once; a device's work still never
+ * runs on two of them at a time.  Do not call it from a PM callback: a work
+ * it ran could wait for the transition that callback is part of.  From a
+ * callback that vfpm_pm_worker_process() itself is running, it runs nothing
+ * and returns 0 (the outer call goes on).
  *
  * In this mode vfpm_pm_wait_status() serves the pool itself while it waits,
  * since the loop that would otherwise do it may be the waiting thread.
