@@ -7,7 +7,15 @@
 #include "pm_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <time.h>
+
+/*
+ * Longest sleep on the pool's fd while wait_status drives the pool: a status
+ * change made by another thread's synchronous call does not make the fd
+ * readable, so look again at least this often.
+ */
+#define WAIT_DRIVING_SLICE_MS 10
 
 int vfpm_pm_get_sync(struct vfpm_pm_dev *dev)
 {
@@ -158,13 +166,43 @@ const char *vfpm_pm_status_name(enum vfpm_pm_status status)
 	return "unknown";
 }
 
+/*
+ * The caller-driven mode: the status this wait is for is most likely reached
+ * by a queued request or a timer, and nobody else may be serving the pool
+ * (the caller's loop is often this very thread).  Serve it here, sleeping on
+ * its fd when nothing is due.  0, or -ETIMEDOUT once deadline_ns (0: none)
+ * has passed.  Lock held on entry and exit, dropped meanwhile.
+ */
+static int rpm_wait_driving_worker(struct vfpm_pm_dev *dev, uint64_t deadline_ns)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int slice = WAIT_DRIVING_SLICE_MS;
+	uint64_t now;
+
+	rpm_unlock(dev);
+	if (pm_worker_process() == 0) {
+		now = pm_now_ns();
+		if (deadline_ns && deadline_ns <= now)
+			slice = 0;
+		else if (deadline_ns && deadline_ns - now < (uint64_t)slice * 1000000u)
+			slice = (int)((deadline_ns - now + 999999u) / 1000000u);
+		pfd.fd = pm_worker_fd();
+		if (slice > 0 && pfd.fd >= 0)
+			poll(&pfd, 1, slice);
+	}
+	rpm_lock(dev);
+	return deadline_ns && pm_now_ns() >= deadline_ns ? -ETIMEDOUT : 0;
+}
+
 int vfpm_pm_wait_status(struct vfpm_pm_dev *dev, enum vfpm_pm_status status, int timeout_ms)
 {
 	struct timespec until;
-	uint64_t entries;
+	uint64_t entries, deadline_ns = 0;
 	int err = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (timeout_ms >= 0)
+		deadline_ns = pm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	if (timeout_ms > 0) {
 		until.tv_sec += timeout_ms / 1000;
 		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -176,7 +214,9 @@ int vfpm_pm_wait_status(struct vfpm_pm_dev *dev, enum vfpm_pm_status status, int
 	rpm_lock(dev);
 	entries = dev->status_entries[status];
 	while (vfpm_pm_status(dev) != status && dev->status_entries[status] == entries && !err) {
-		if (timeout_ms < 0)
+		if (pm_worker_caller_driven())
+			err = rpm_wait_driving_worker(dev, deadline_ns);
+		else if (timeout_ms < 0)
 			pthread_cond_wait(&dev->wait, &dev->lock);
 		else if (pthread_cond_timedwait(&dev->wait, &dev->lock, &until) == ETIMEDOUT)
 			err = -ETIMEDOUT;
@@ -190,4 +230,19 @@ int vfpm_pm_wait_status(struct vfpm_pm_dev *dev, enum vfpm_pm_status status, int
 int vfpm_pm_worker_threads(void)
 {
 	return pm_worker_thread_count();
+}
+
+int vfpm_pm_worker_set_external(bool external)
+{
+	return pm_worker_set_external(external);
+}
+
+int vfpm_pm_worker_fd(void)
+{
+	return pm_worker_fd();
+}
+
+int vfpm_pm_worker_process(void)
+{
+	return pm_worker_process();
 }

@@ -13,7 +13,8 @@
  *    get_sync / resume_and_get sees the device ACTIVE until it drops it;
  *  - asynchronous requests (put, request_idle, request_resume, autosuspend
  *    timers) are served by a small shared pool of worker threads, not one
- *    thread per device;
+ *    thread per device, or, in the caller-driven mode, by the caller's own
+ *    event loop (vfpm_pm_worker_set_external());
  *  - get and put on an ACTIVE, enabled, error-free device take no lock.
  *
  * Every function returns 0 (or a positive value with the kernel's meaning)
@@ -26,7 +27,8 @@
  * autosuspend.  Call vfpm_pm_set_active() (optional) and vfpm_pm_enable().
  *
  * Callbacks run with no vfpm lock held, on the calling thread for the
- * synchronous helpers and on a worker thread for the asynchronous ones.  A
+ * synchronous helpers and on a worker thread for the asynchronous ones (in
+ * the caller-driven mode: on the thread calling vfpm_pm_worker_process()).  A
  * callback must not destroy its own device.  It may call the asynchronous
  * helpers (request_*, put, put_noidle, get_noresume) on its own device.
  */
@@ -182,8 +184,49 @@ VFPM_API const char *vfpm_pm_status_name(enum vfpm_pm_status status);
 VFPM_API int vfpm_pm_wait_status(struct vfpm_pm_dev *dev, enum vfpm_pm_status status,
 			int timeout_ms);
 
-/* Number of threads in the shared worker pool (0 until a device exists). */
+/*
+ * Number of threads in the shared worker pool (0 until a device exists, and
+ * always 0 in the caller-driven mode).
+ */
 VFPM_API int vfpm_pm_worker_threads(void);
+
+/*
+ * The caller-driven mode, for hosts that do not let a library start threads
+ * (an SPDK-style reactor): no worker thread is started, and the host's own
+ * event loop runs the asynchronous requests and timers.
+ *
+ * vfpm_pm_worker_set_external(true) chooses it for the whole process, false
+ * goes back to the worker threads (the default).  Only while no device
+ * exists: -EBUSY otherwise; 0 on success (also when already in that mode),
+ * or a negative errno if the fd below cannot be made.
+ *
+ * vfpm_pm_worker_fd() returns, in the caller-driven mode, an fd that is
+ * readable (POLLIN / EPOLLIN) whenever something is due: a request was
+ * queued or the earliest timer expired.  It is an epoll fd (close-on-exec,
+ * non-blocking) to add to the host's own epoll set or poll() array; never
+ * read or close it.  It stays the same fd until set_external(false).
+ * -EINVAL in the threads mode.
+ *
+ * vfpm_pm_worker_process() runs, on the calling thread, what is due now:
+ * the queued requests and the expired timers, that is the runtime_idle,
+ * runtime_suspend and runtime_resume callbacks of the asynchronous helpers.
+ * It never blocks but inside those callbacks, and it clears the fd's
+ * readiness.  A request queued while it runs (a resume queues an idle check)
+ * is left for the next call and keeps the fd readable, so a loop that calls
+ * it whenever the fd is readable serves everything.  Returns the number of
+ * device works it ran (0 when nothing was due), or -EINVAL in the threads
+ * mode.  Several threads may call it at once; a device's work still never
+ * runs on two of them at a time.  Do not call it from a PM callback: a work
+ * it ran could wait for the transition that callback is part of.  From a
+ * callback that vfpm_pm_worker_process() itself is running, it runs nothing
+ * and returns 0 (the outer call goes on).
+ *
+ * In this mode vfpm_pm_wait_status() serves the pool itself while it waits,
+ * since the loop that would otherwise do it may be the waiting thread.
+ */
+VFPM_API int vfpm_pm_worker_set_external(bool external);
+VFPM_API int vfpm_pm_worker_fd(void);
+VFPM_API int vfpm_pm_worker_process(void);
 
 #ifdef __cplusplus
 }
