@@ -146,6 +146,8 @@ static void *sock_dma_thread(void *arg)
 		.max_fds = 0,
 	};
 
+	/* Named, so that a program (and the tests) can tell it from its own threads. */
+	pthread_setname_np(pthread_self(), "vfpm-client-dma");
 	for (;;) {
 		struct vfpm_msg m;
 		int err = vfpm_sock_rx_next(&d->rx, d->sock, &m, &lim);

@@ -389,6 +389,8 @@ static void run_first_work(void)
 static void *worker_main(void *arg)
 {
 	(void)arg;
+	/* Named, so that a program (and the tests) can tell the pool's threads from its own. */
+	pthread_setname_np(pthread_self(), "vfpm-pm");
 	pthread_mutex_lock(&pool.lock);
 	while (!pool.stop) {
 		uint64_t next = fire_expired_timers();

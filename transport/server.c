@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * vfio-user server: the listening socket, one thread per connection, the
- * message loop, VERSION negotiation and error replies.
- *
- * Threads: vfpm_server_run accepts on the caller's thread and reaps finished
- * connections; vfpm_server_start hands the same work to the process's one
- * acceptor thread (server_acceptor.c).  Each connection thread opens the
- * device instance, serves its messages in order and tears down.
- * vfpm_server_serve_fd runs the same connection loop on its caller's thread,
- * which then unlinks and frees the connection itself.  A connection thread
- * never takes srv->lock while calling into the device, so a blocked request
- * cannot hold up accepting, reaping or other connections.
+ * vfio-user server: replies, VERSION negotiation, serving one message,
+ * accepting, and the server's life in an event loop (loop.h): started
+ * servers and vfpm_server_run share the process's threaded loop, attached
+ * ones are in a loop their caller drives (vfpm_loop_process).  Connections
+ * are served by server_conn.c.  A handler never takes srv->lock while
+ * calling into the device, so a blocked request cannot hold up accepting or
+ * other connections.
  */
 #include "server_internal.h"
 
@@ -21,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -57,7 +53,7 @@ static void srv_reply_release(struct srv_reply *r)
 	r->iovcnt = 0;
 }
 
-static int send_error(struct vfpm_server_conn *conn, const struct vfio_user_header *req, int err)
+int srv_send_error(struct vfpm_server_conn *conn, const struct vfio_user_header *req, int err)
 {
 	struct vfio_user_header hdr = {
 		.msg_id = req->msg_id, .command = req->command,
@@ -65,12 +61,7 @@ static int send_error(struct vfpm_server_conn *conn, const struct vfio_user_head
 		.error_no = (uint32_t)err,
 	};
 
-	int ret;
-
-	pthread_mutex_lock(&conn->send_lock);
-	ret = vfpm_sock_send_msg(conn->sock, &hdr, NULL, 0, NULL, 0);
-	pthread_mutex_unlock(&conn->send_lock);
-	return ret;
+	return srv_conn_send(conn, &hdr, NULL, 0, NULL, 0);
 }
 
 static int send_reply(struct vfpm_server_conn *conn, const struct vfio_user_header *req,
@@ -81,12 +72,7 @@ static int send_reply(struct vfpm_server_conn *conn, const struct vfio_user_head
 		.flags = VFIO_USER_F_TYPE_REPLY,
 	};
 
-	int ret;
-
-	pthread_mutex_lock(&conn->send_lock);
-	ret = vfpm_sock_send_msgv(conn->sock, &hdr, r->iov, r->iovcnt, r->fds.fd, r->fds.count);
-	pthread_mutex_unlock(&conn->send_lock);
-	return ret;
+	return srv_conn_send(conn, &hdr, r->iov, r->iovcnt, r->fds.fd, r->fds.count);
 }
 
 /* ---- VERSION ---- */
@@ -153,10 +139,11 @@ static int handle_version(struct vfpm_server_conn *conn, struct vfpm_msg *m, str
 	conn->peer = peer;
 	conn->dma.min_pgsize = mine.pgsizes & -mine.pgsizes;
 	conn->negotiated = true;
+	atomic_store(&conn->dl_version, 0);
 	return 0;
 }
 
-/* ---- the message loop ---- */
+/* ---- serving a message ---- */
 
 static int process_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r)
 {
@@ -178,8 +165,7 @@ static int process_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct
 	return srv_dispatch_command(conn, m, r);
 }
 
-/* Why a connection is dropped, for the log: NULL for an ordinary goodbye. */
-static const char *drop_reason(struct vfpm_server_conn *conn, int err, char *buf, size_t len)
+const char *srv_drop_reason(struct vfpm_server_conn *conn, int err, char *buf, size_t len)
 {
 	const struct vfpm_server_opts *o = &conn->srv->opts;
 
@@ -215,57 +201,69 @@ static const char *drop_reason(struct vfpm_server_conn *conn, int err, char *buf
 	}
 }
 
-/* Serve one message: 0 to go on, negative when the connection must close. */
-static int serve_one(struct vfpm_server_conn *conn)
+int srv_serve_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 {
-	const struct vfpm_server_opts *o = &conn->srv->opts;
-	struct vfpm_recv_limits lim = {
-		.max_size = conn->srv->max_msg_size,
-		.max_fds = conn->srv->caps.max_msg_fds,
-		.deadline_ms = conn->negotiated ? 0 : conn->accepted_ms + o->version_timeout_ms,
-		.msg_timeout_ms = o->msg_timeout_ms,
-	};
-	struct vfpm_msg m;
 	struct srv_reply r = { .iovcnt = 0 };
 	bool no_reply;
 	int err;
 
-	err = vfpm_sock_rx_next(&conn->rx, conn->sock, &m, &lim);
-	if (err == -EBADMSG || err == -E2BIG) {
-		/* The size cannot be believed: say why, then drop the stream. */
-		conn->bad_msg_size = m.hdr.msg_size;
-		send_error(conn, &m.hdr, err == -EBADMSG ? EINVAL : E2BIG);
-		return err;
-	}
-	if (err)
-		return err;
 	/* A reply is the answer to a DMA message of ours, never a command. */
-	if ((m.hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
+	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
 		static struct vfpm_ratelimit rl;
 
-		if (srv_main_dma_deliver(conn, &m))
+		if (srv_main_dma_deliver(conn, m))
 			vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: a reply (msg_id %u, command %u) "
 				     "that answers nothing of ours; ignored", conn->who,
-				     m.hdr.msg_id, m.hdr.command);
-		vfpm_msg_release(&m);
+				     m->hdr.msg_id, m->hdr.command);
+		vfpm_msg_release(m);
 		return 0;
 	}
 
-	no_reply = m.hdr.flags & VFIO_USER_F_NO_REPLY;
-	err = process_msg(conn, &m, &r);
+	no_reply = m->hdr.flags & VFIO_USER_F_NO_REPLY;
+	err = process_msg(conn, m, &r);
+	if (err == -EINPROGRESS) {
+		/* The model completes it later: the message and the reply wait with it. */
+		conn->pend.active = true;
+		conn->pend.m = *m;
+		conn->pend.r = r;
+		return -EINPROGRESS;
+	}
 	if (err < 0)
 		vfpm_logf(VFPM_LOG_DEBUG, "%s: command %u (msg_id %u) refused: %s", conn->who,
-			  m.hdr.command, m.hdr.msg_id, strerror(-err));
+			  m->hdr.command, m->hdr.msg_id, strerror(-err));
 	/* Fds the handler did not take are closed here, whatever happened. */
-	vfpm_msg_release(&m);
+	vfpm_msg_release(m);
 	if (!no_reply)
-		err = err < 0 ? send_error(conn, &m.hdr, -err) : send_reply(conn, &m.hdr, &r);
+		err = err < 0 ? srv_send_error(conn, &m->hdr, -err) : send_reply(conn, &m->hdr, &r);
 	else
 		err = 0;
 	srv_reply_release(&r);
 	if (err)
 		return err;
 	return conn->close_after_reply ? -ECONNABORTED : 0;
+}
+
+int srv_finish_pending(struct vfpm_server_conn *conn)
+{
+	struct conn_pending *p = &conn->pend;
+	bool no_reply = p->m.hdr.flags & VFIO_USER_F_NO_REPLY;
+	int err = srv_region_finish(conn, &p->m, &p->r, p->result);
+
+	if (err < 0)
+		vfpm_logf(VFPM_LOG_DEBUG, "%s: command %u (msg_id %u) refused: %s", conn->who,
+			  p->m.hdr.command, p->m.hdr.msg_id, strerror(-err));
+	vfpm_msg_release(&p->m);
+	if (!no_reply && !conn->end_err)
+		err = err < 0 ? srv_send_error(conn, &p->m.hdr, -err) :
+				send_reply(conn, &p->m.hdr, &p->r);
+	else
+		err = 0;
+	srv_reply_release(&p->r);
+	pthread_mutex_lock(&p->lock);
+	p->active = false;
+	p->done = false;
+	pthread_mutex_unlock(&p->lock);
+	return err;
 }
 
 void srv_sock_set_send_timeout(int sock, unsigned int timeout_ms)
@@ -275,86 +273,6 @@ void srv_sock_set_send_timeout(int sock, unsigned int timeout_ms)
 	};
 
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static void conn_teardown(struct vfpm_server_conn *conn)
-{
-	struct vfpm_server *srv = conn->srv;
-
-	/* A model thread waiting for a DMA reply from this client gives up now. */
-	pthread_mutex_lock(&srv->lock);
-	if (conn->dma_sock >= 0)
-		shutdown(conn->dma_sock, SHUT_RDWR);
-	pthread_mutex_unlock(&srv->lock);
-	srv_dma_destroy(&conn->dma);
-	if (conn->inst)
-		vfpm_instance_close(conn->inst);
-	conn->inst = NULL;
-
-	pthread_mutex_lock(&srv->lock);
-	/* Closed under the lock: vfpm_server_stop shuts down only open sockets. */
-	close(conn->sock);
-	conn->sock = -1;
-	if (conn->dma_sock >= 0)
-		close(conn->dma_sock);
-	conn->dma_sock = -1;
-	conn->finished = true;
-	srv->live--;
-	srv_budget_put_connection();
-	srv_reserve_fd_refill();
-	pthread_cond_broadcast(&srv->cond);
-	/* Let the accept loop join this thread. */
-	if (srv->wake_fd >= 0)
-		eventfd_write(srv->wake_fd, 1);
-	pthread_mutex_unlock(&srv->lock);
-	srv_acceptor_conn_finished(srv);
-}
-
-/* Serve the connection until it ends, then tear it down. */
-static void conn_serve(struct vfpm_server_conn *conn)
-{
-	struct vfpm_server *srv = conn->srv;
-	const char *why;
-	char buf[160];
-	int err;
-
-	conn->serving_thread = pthread_self();
-	conn->serving = true;
-	vfpm_sock_rx_init(&conn->rx);
-	/*
-	 * Messages are served in the order they came, each one already
-	 * buffered before the socket is read again: a request written in one
-	 * piece costs one recvmsg and its reply one sendmsg.
-	 */
-	while ((err = serve_one(conn)) == 0)
-		;
-	/* What came after the last message served (and its fds) is dropped. */
-	vfpm_sock_rx_release(&conn->rx);
-	/* No more replies will come: a model waiting for one gives up now. */
-	srv_main_dma_close(conn);
-	why = drop_reason(conn, err, buf, sizeof(buf));
-	if (why) {
-		/* One rate limit per reason: a flood of one kind hides no other. */
-		static struct vfpm_ratelimit rl[8];
-		unsigned int kind = err == -ETIMEDOUT ? (conn->negotiated ? 1 : 2) :
-				    err == -EAGAIN ? 3 : err == -E2BIG || err == -EBADMSG ? 4 :
-				    err == -ECONNRESET ? 5 : 0;
-
-		vfpm_logf_rl(&rl[kind], VFPM_LOG_WARNING, "%s: %s; disconnected", conn->who, why);
-	} else {
-		static struct vfpm_ratelimit rl;
-
-		vfpm_logf_rl(&rl, VFPM_LOG_INFO, "%s: disconnected", conn->who);
-	}
-	if (conn->inst && srv->opts.on_disconnect)
-		srv->opts.on_disconnect(conn, srv->opts.opaque);
-	conn_teardown(conn);
-}
-
-static void *conn_thread(void *arg)
-{
-	conn_serve(arg);
-	return NULL;
 }
 
 int srv_conn_open_instance(struct vfpm_server_conn *conn)
@@ -375,39 +293,7 @@ int srv_conn_open_instance(struct vfpm_server_conn *conn)
 	return 0;
 }
 
-/* ---- accepting and reaping ---- */
-
-static void conn_free(struct vfpm_server_conn *conn)
-{
-	srv_main_dma_destroy(conn);
-	pthread_mutex_destroy(&conn->send_lock);
-	pthread_mutex_destroy(&conn->dma_sock_lock);
-	pthread_rwlock_destroy(&conn->dma.lock);
-	free(conn);
-}
-
-/* A connection around sock, not linked yet; NULL when out of memory. */
-static struct vfpm_server_conn *conn_new(struct vfpm_server *srv, int sock)
-{
-	struct vfpm_server_conn *conn = calloc(1, sizeof(*conn));
-
-	if (!conn || srv_dma_init(&conn->dma, srv->caps.max_dma_maps)) {
-		free(conn);
-		return NULL;
-	}
-	conn->srv = srv;
-	conn->sock = sock;
-	conn->dma_sock = -1;
-	conn->accepted_ms = vfpm_sock_now_ms();
-	srv_sock_set_send_timeout(sock, srv->opts.msg_timeout_ms);
-	srv_describe_peer(srv, sock, &conn->peer_pid, &conn->peer_uid, conn->who,
-			  sizeof(conn->who));
-	pthread_mutex_init(&conn->dma_sock_lock, NULL);
-	pthread_mutex_init(&conn->send_lock, NULL);
-	srv_main_dma_init(conn);
-	vfpm_caps_defaults(&conn->peer);
-	return conn;
-}
+/* ---- accepting ---- */
 
 /*
  * opts.allowed_uids: is the process at the other end of sock one of them?
@@ -475,150 +361,261 @@ static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
 	return true;
 }
 
-/*
- * false when accepting should pause: out of fds or memory even with the
- * reserve given up, the pending connection stays queued until a connection
- * finishes (polling the listening socket meanwhile would spin).
- */
-bool srv_accept_one(struct vfpm_server *srv)
+/* Accepting stops for a while: the tick tries again. */
+#define ACCEPT_BATCH 32
+
+enum accept_result { ACCEPT_EMPTY, ACCEPT_DONE, ACCEPT_PAUSE };
+
+/* Link a new connection and put it in the loop (srv->lock not held): 0 or -errno. */
+static int conn_admit(struct vfpm_server *srv, struct vfpm_server_conn *conn, bool *gone)
 {
-	static struct vfpm_ratelimit connected_rl;
-	struct vfpm_server_conn *conn;
 	const char *why = NULL;
-	int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	int err;
 
-	if (sock < 0) {
-		if (errno == EMFILE || errno == ENFILE)
-			return accept_at_fd_limit(srv, errno);
-		return !(errno == ENOBUFS || errno == ENOMEM);
-	}
-	if (!peer_allowed(srv, sock)) {
-		/* Refused before anything is read or opened: the client sees the close. */
-		log_refused(srv, sock, "its uid is not allowed");
-		close(sock);
-		return true;
-	}
 	pthread_mutex_lock(&srv->lock);
 	err = srv->stopping ? -ESHUTDOWN : conn_admit_locked(srv, &why);
-	pthread_mutex_unlock(&srv->lock);
-	if (err) {
-		if (why)
-			log_refused(srv, sock, why);
-		close(sock);
-		return true;
-	}
-	conn = conn_new(srv, sock);
-	if (!conn) {
-		log_refused(srv, sock, "out of memory");
-		srv_budget_put_connection();
-		close(sock);
-		return false;
-	}
-
-	pthread_mutex_lock(&srv->lock);
-	err = srv->stopping ? ESHUTDOWN : pthread_create(&conn->thread, &srv->thread_attr,
-							  conn_thread, conn);
 	if (err) {
 		pthread_mutex_unlock(&srv->lock);
-		if (err != ESHUTDOWN)
-			vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: cannot start its "
-				  "thread (%s)", conn->who, strerror(err));
-		srv_budget_put_connection();
-		close(sock);
-		conn_free(conn);
-		return true;
+		if (why)
+			log_refused(srv, conn->sock, why);
+		return err;
 	}
+	conn->gone = gone;
 	conn->next = srv->conns;
 	srv->conns = conn;
 	srv->live++;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
+	return srv_conn_start(conn);
+}
+
+void srv_conn_gone_locked(struct vfpm_server_conn *conn)
+{
+	struct vfpm_server *srv = conn->srv;
+	struct vfpm_server_conn **pp;
+
+	for (pp = &srv->conns; *pp && *pp != conn; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = conn->next;
+	if (conn->gone)
+		*conn->gone = true;
+	srv->live--;
+	srv_budget_put_connection();
+	srv_reserve_fd_refill();
+	/* A listener that paused for want of fds may find one now. */
+	if (srv->accept_paused)
+		loop_tick_need(srv->loop);
+	pthread_cond_broadcast(&srv->cond);
+}
+
+static enum accept_result accept_one(struct vfpm_server *srv)
+{
+	static struct vfpm_ratelimit connected_rl;
+	struct vfpm_server_conn *conn;
+	int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int err;
+
+	if (sock < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			return accept_at_fd_limit(srv, errno) ? ACCEPT_DONE : ACCEPT_PAUSE;
+		if (errno == ENOBUFS || errno == ENOMEM)
+			return ACCEPT_PAUSE;
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			return ACCEPT_DONE;
+		return ACCEPT_EMPTY;	/* EAGAIN, or nothing more to do now */
+	}
+	if (!peer_allowed(srv, sock)) {
+		/* Refused before anything is read or opened: the client sees the close. */
+		log_refused(srv, sock, "its uid is not allowed");
+		close(sock);
+		return ACCEPT_DONE;
+	}
+	conn = srv_conn_new(srv, sock);
+	if (!conn) {
+		log_refused(srv, sock, "out of memory");
+		close(sock);
+		return ACCEPT_PAUSE;
+	}
+	err = conn_admit(srv, conn, NULL);
+	if (err == -ESHUTDOWN || err == -EUSERS) {
+		close(sock);
+		srv_conn_free(conn);
+		return ACCEPT_DONE;
+	}
+	if (err) {
+		vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: %s", conn->who,
+			  strerror(-err));
+		return ACCEPT_DONE;
+	}
 	vfpm_logf_rl(&connected_rl, VFPM_LOG_INFO, "%s: connected", conn->who);
-	return true;
+	return ACCEPT_DONE;
 }
 
-void srv_reap(struct vfpm_server *srv, bool all)
+/* The listening socket's handler: accept what is queued, a batch at a time. */
+static bool listen_handle(struct loop_src *src)
 {
-	for (;;) {
-		struct vfpm_server_conn **pp, *conn = NULL;
+	struct vfpm_server *srv = (struct vfpm_server *)((char *)src -
+							 offsetof(struct vfpm_server, listen_src));
 
-		pthread_mutex_lock(&srv->lock);
-		for (pp = &srv->conns; *pp; pp = &(*pp)->next) {
-			if (!(*pp)->on_caller && (all || (*pp)->finished)) {
-				conn = *pp;
-				*pp = conn->next;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&srv->lock);
-		if (!conn)
-			return;
-		pthread_join(conn->thread, NULL);
-		conn_free(conn);
-	}
-}
-
-int vfpm_server_run(struct vfpm_server *srv)
-{
-	struct pollfd pfd[2] = {
-		{ .fd = srv->listen_fd, .events = POLLIN },
-		{ .fd = -1, .events = POLLIN },
-	};
-	bool paused = false;
-
-	if (srv->listen_fd < 0)
-		return -EINVAL;
-	pthread_mutex_lock(&srv->lock);
-	if (srv->running) {
-		pthread_mutex_unlock(&srv->lock);
-		return -EBUSY;
-	}
-	if (srv->stopping) {
-		/* Stopped before it ran: return at once, as the loop would. */
-		pthread_mutex_unlock(&srv->lock);
-		return 0;
-	}
-	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (srv->wake_fd < 0) {
-		int err = -errno;
-
-		pthread_mutex_unlock(&srv->lock);
-		return err;
-	}
-	pfd[1].fd = srv->wake_fd;
-	srv->running = true;
-	pthread_mutex_unlock(&srv->lock);
-
-	for (;;) {
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		bool stopping;
-		eventfd_t v;
-		int n;
 
-		/* Paused: retry accepting after a connection finishes or a delay. */
-		pfd[0].fd = paused ? -1 : srv->listen_fd;
-		n = poll(pfd, 2, paused ? ACCEPT_RETRY_MS : -1);
-		if (n < 0 && errno != EINTR)
-			break;
-		paused = false;
-		if (n > 0 && (pfd[1].revents & POLLIN))
-			eventfd_read(srv->wake_fd, &v);
 		pthread_mutex_lock(&srv->lock);
 		stopping = srv->stopping;
 		pthread_mutex_unlock(&srv->lock);
 		if (stopping)
+			return true;
+		switch (accept_one(srv)) {
+		case ACCEPT_EMPTY:
+			return true;
+		case ACCEPT_PAUSE:
+			/* Polling the queue meanwhile would spin: the tick retries. */
+			pthread_mutex_lock(&srv->lock);
+			srv->accept_paused = true;
+			pthread_mutex_unlock(&srv->lock);
+			loop_tick_need(srv->loop);
+			return true;
+		case ACCEPT_DONE:
 			break;
-		if (n > 0 && (pfd[0].revents & POLLIN))
-			paused = !srv_accept_one(srv);
-		srv_reap(srv, false);
+		}
 	}
-	/* vfpm_server_stop has shut the sockets down: every thread finishes. */
-	srv_reap(srv, true);
+	/* More may be queued: after the other sources have had a turn. */
+	loop_src_kick(src);
+	return true;
+}
 
+/* ---- the server in a loop ---- */
+
+/*
+ * Become a user of a loop (want, or the process's when NULL; with any, the
+ * one the server is in already, if it is): 0 or -errno.
+ */
+static int srv_loop_enter(struct vfpm_server *srv, struct vfpm_loop *want, bool any)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&srv->loop_lock);
+	if (srv->loop && any) {
+		srv->loop_users++;
+	} else if (srv->loop) {
+		if (want && want != srv->loop)
+			err = -EBUSY;
+		else if (!want && !srv->loop_global)
+			err = -EBUSY;
+		else
+			srv->loop_users++;
+	} else {
+		struct vfpm_loop *loop = want;
+
+		if (!loop)
+			err = loop_global_get(&loop);
+		if (!err) {
+			srv->loop = loop;
+			srv->loop_global = !want;
+			srv->loop_users = 1;
+			loop_link(loop, &srv->node);
+		}
+	}
+	pthread_mutex_unlock(&srv->loop_lock);
+	return err;
+}
+
+static void srv_loop_leave(struct vfpm_server *srv)
+{
+	pthread_mutex_lock(&srv->loop_lock);
+	if (!--srv->loop_users) {
+		loop_unlink(srv->loop, &srv->node);
+		if (srv->loop_global)
+			loop_global_put(srv->loop);
+		srv->loop = NULL;
+	}
+	pthread_mutex_unlock(&srv->loop_lock);
+}
+
+/* Wait until *done (srv->lock held), driving a caller's loop when nobody else may. */
+static void srv_wait(struct vfpm_server *srv, const bool *done_flag, const unsigned int *count)
+{
+	while (done_flag ? !*done_flag : *count != 0) {
+		struct vfpm_loop *loop = srv->loop;
+
+		if (loop && !loop_threaded(loop)) {
+			pthread_mutex_unlock(&srv->lock);
+			loop_process_wait(loop, LOOP_TICK_MS);
+			pthread_mutex_lock(&srv->lock);
+		} else {
+			pthread_cond_wait(&srv->cond, &srv->lock);
+		}
+	}
+}
+
+/* Start listening in loop (NULL: the process's): 0 or -errno. */
+static int srv_listen_in(struct vfpm_server *srv, struct vfpm_loop *loop)
+{
+	int err;
+
+	if (srv->listen_fd < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&srv->lock);
+	if (srv->running || srv->stopping) {
+		pthread_mutex_unlock(&srv->lock);
+		return -EBUSY;
+	}
+	srv->running = true;
+	pthread_mutex_unlock(&srv->lock);
+	err = srv_loop_enter(srv, loop, false);
+	if (!err) {
+		loop_src_init(&srv->listen_src, listen_handle);
+		err = loop_src_add(srv->loop, &srv->listen_src, srv->listen_fd,
+				   EPOLLIN | EPOLLET);
+		if (err)
+			srv_loop_leave(srv);
+	}
+	if (err) {
+		pthread_mutex_lock(&srv->lock);
+		srv->running = false;
+		pthread_cond_broadcast(&srv->cond);
+		pthread_mutex_unlock(&srv->lock);
+	}
+	return err;
+}
+
+/* Stop listening and wait for the connections to be torn down (after stopping is set). */
+static void srv_unlisten(struct vfpm_server *srv)
+{
+	loop_src_remove(&srv->listen_src, srv->listen_fd, false);
+	pthread_mutex_lock(&srv->lock);
+	srv_wait(srv, NULL, &srv->live);
+	pthread_mutex_unlock(&srv->lock);
+	srv_loop_leave(srv);
 	pthread_mutex_lock(&srv->lock);
 	srv->running = false;
-	close(srv->wake_fd);
-	srv->wake_fd = -1;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+int vfpm_server_run(struct vfpm_server *srv)
+{
+	int err;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping && !srv->running) {
+		/* Stopped before it ran: return at once, as it would have. */
+		pthread_mutex_unlock(&srv->lock);
+		return srv->listen_fd < 0 ? -EINVAL : 0;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	err = srv_listen_in(srv, NULL);
+	if (err)
+		return err;
+	pthread_mutex_lock(&srv->lock);
+	srv->run_waiting = true;
+	while (!srv->stopping)
+		pthread_cond_wait(&srv->cond, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+	srv_unlisten(srv);
+	pthread_mutex_lock(&srv->lock);
+	srv->run_waiting = false;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
 	return 0;
@@ -626,36 +623,28 @@ int vfpm_server_run(struct vfpm_server *srv)
 
 int vfpm_server_start(struct vfpm_server *srv)
 {
-	int err;
+	return srv_listen_in(srv, NULL);
+}
 
-	if (srv->listen_fd < 0)
+int vfpm_server_attach(struct vfpm_server *srv, struct vfpm_loop *loop)
+{
+	if (!srv || !loop)
 		return -EINVAL;
-	pthread_mutex_lock(&srv->lock);
-	if (srv->started || srv->running || srv->stopping) {
-		pthread_mutex_unlock(&srv->lock);
-		return -EBUSY;
-	}
-	/*
-	 * Claimed first, attached without srv->lock (the acceptor takes it
-	 * under its own locks); a stop meanwhile waits for attaching to end.
-	 */
-	srv->started = srv->running = srv->attaching = true;
-	pthread_mutex_unlock(&srv->lock);
-	err = srv_acceptor_attach(srv);
-	pthread_mutex_lock(&srv->lock);
-	srv->attaching = false;
-	if (err)
-		srv->started = srv->running = false;
-	pthread_cond_broadcast(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
-	return err;
+	return srv_listen_in(srv, loop);
 }
 
 void vfpm_server_stop(struct vfpm_server *srv)
 {
-	bool detach;
+	bool unlisten;
 
 	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping) {
+		/* A concurrent stop, or vfpm_server_run's own, finishes the work. */
+		while (srv->running || srv->run_waiting || srv->on_caller)
+			pthread_cond_wait(&srv->cond, &srv->lock);
+		pthread_mutex_unlock(&srv->lock);
+		return;
+	}
 	srv->stopping = true;
 	for (struct vfpm_server_conn *c = srv->conns; c; c = c->next) {
 		if (c->sock >= 0)
@@ -663,40 +652,27 @@ void vfpm_server_stop(struct vfpm_server *srv)
 		if (c->dma_sock >= 0)
 			shutdown(c->dma_sock, SHUT_RDWR);
 	}
-	if (srv->wake_fd >= 0)
-		eventfd_write(srv->wake_fd, 1);
-	while (srv->attaching)
-		pthread_cond_wait(&srv->cond, &srv->lock);
-	detach = srv->started;
-	srv->started = false;
+	pthread_cond_broadcast(&srv->cond);
+	/* vfpm_server_run stops listening on its own thread. */
+	unlisten = srv->running && !srv->run_waiting;
 	pthread_mutex_unlock(&srv->lock);
 
-	if (detach) {
-		/* Then nobody accepts for srv, and its connection threads are ours to join. */
-		srv_acceptor_detach(srv);
-		srv_reap(srv, true);
-		pthread_mutex_lock(&srv->lock);
-		srv->running = false;
-		pthread_cond_broadcast(&srv->cond);
-		pthread_mutex_unlock(&srv->lock);
-	}
-
+	if (unlisten)
+		srv_unlisten(srv);
 	pthread_mutex_lock(&srv->lock);
-	/* A concurrent stop, or vfpm_server_run on its caller's thread, finishes first. */
-	while (srv->running)
+	while (srv->running || srv->run_waiting)
 		pthread_cond_wait(&srv->cond, &srv->lock);
-	/* Connections served by vfpm_server_serve_fd end on their callers' threads. */
-	while (srv->on_caller)
-		pthread_cond_wait(&srv->cond, &srv->lock);
+	/* Connections served by vfpm_server_serve_fd end before their callers return. */
+	srv_wait(srv, NULL, &srv->on_caller);
 	pthread_mutex_unlock(&srv->lock);
 }
 
 int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
 {
-	struct vfpm_server_conn *conn, **pp;
-	const char *why = NULL;
-	int type = 0, err;
+	struct vfpm_server_conn *conn;
+	int type = 0, err, flags;
 	socklen_t len = sizeof(type);
+	bool gone = false;
 
 	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
 		err = -errno;
@@ -712,40 +688,48 @@ int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
 		close(sock);
 		return -EACCES;
 	}
+	flags = fcntl(sock, F_GETFL);
 	fcntl(sock, F_SETFD, FD_CLOEXEC);
-	conn = conn_new(srv, sock);
-	if (!conn) {
+	if (flags < 0 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0) {
+		err = -errno;
 		close(sock);
-		return -ENOMEM;
-	}
-	conn->on_caller = true;
-
-	pthread_mutex_lock(&srv->lock);
-	err = srv->stopping ? -ESHUTDOWN : conn_admit_locked(srv, &why);
-	if (err) {
-		pthread_mutex_unlock(&srv->lock);
-		if (why)
-			vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: %s", conn->who, why);
-		close(sock);
-		conn_free(conn);
 		return err;
 	}
-	conn->next = srv->conns;
-	srv->conns = conn;
-	srv->live++;
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping) {
+		pthread_mutex_unlock(&srv->lock);
+		close(sock);
+		return -ESHUTDOWN;
+	}
 	srv->on_caller++;
-	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
 
-	conn_serve(conn);
+	/* Its loop is the server's, or the process's while the server has none. */
+	err = srv_loop_enter(srv, NULL, true);
+	conn = err ? NULL : srv_conn_new(srv, sock);
+	if (!conn) {
+		close(sock);
+		if (!err) {
+			srv_loop_leave(srv);
+			err = -ENOMEM;
+		}
+	} else {
+		err = conn_admit(srv, conn, &gone);
+		if (err == -ESHUTDOWN || err == -EUSERS) {
+			close(sock);
+			srv_conn_free(conn);
+		}
+		if (!err) {
+			pthread_mutex_lock(&srv->lock);
+			srv_wait(srv, &gone, NULL);
+			pthread_mutex_unlock(&srv->lock);
+		}
+		srv_loop_leave(srv);
+	}
 
 	pthread_mutex_lock(&srv->lock);
-	for (pp = &srv->conns; *pp != conn; pp = &(*pp)->next)
-		;
-	*pp = conn->next;
 	srv->on_caller--;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
-	conn_free(conn);
-	return 0;
+	return err;
 }

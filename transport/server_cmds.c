@@ -265,7 +265,13 @@ static int cmd_region_read(struct vfpm_server_conn *conn, struct vfpm_msg *m,
 	out = malloc(sizeof(*out) + req.count);
 	if (!out)
 		return -ENOMEM;
-	n = vfpm_instance_read(conn->inst, out->data, req.count, pos);
+	n = vfpm_instance_read_async(conn->inst, out->data, req.count, pos, &conn->async);
+	if (n == -EINPROGRESS) {
+		/* The model completes it later (srv_region_finish). */
+		*out = req;
+		srv_reply_own(r, out, sizeof(*out) + req.count);
+		return -EINPROGRESS;
+	}
 	if (n < 0) {
 		free(out);
 		return (int)n;
@@ -288,8 +294,11 @@ static int cmd_region_write(struct vfpm_server_conn *conn, struct vfpm_msg *m,
 		return err;
 	if (m->len - sizeof(req) != req.count)
 		return -EINVAL;
-	n = vfpm_instance_write(conn->inst, (const uint8_t *)m->payload + sizeof(req), req.count,
-				pos);
+	/* The data stays in m until a deferred write completes. */
+	n = vfpm_instance_write_async(conn->inst, (const uint8_t *)m->payload + sizeof(req),
+				      req.count, pos, &conn->async);
+	if (n == -EINPROGRESS)
+		return -EINPROGRESS;
 	if (n < 0)
 		return (int)n;
 	out = malloc(sizeof(*out));
@@ -299,6 +308,43 @@ static int cmd_region_write(struct vfpm_server_conn *conn, struct vfpm_msg *m,
 	out->count = (uint32_t)n;
 	srv_reply_own(r, out, sizeof(*out));
 	return 0;
+}
+
+int srv_region_finish(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r,
+		      ssize_t result)
+{
+	struct vfio_user_region_access req, *out;
+
+	(void)conn;
+	if (result < 0)
+		return (int)result;
+	if (m->hdr.command == VFIO_USER_REGION_READ) {
+		/* The reply was made when the read was deferred: its data is in. */
+		out = r->alloc;
+		out->count = (uint32_t)result;
+		r->iov[0].iov_len = sizeof(*out) + (size_t)result;
+		return 0;
+	}
+	memcpy(&req, m->payload, sizeof(req));
+	out = malloc(sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	*out = req;
+	out->count = (uint32_t)result;
+	srv_reply_own(r, out, sizeof(*out));
+	return 0;
+}
+
+void srv_conn_async_done(void *opaque, ssize_t result)
+{
+	struct vfpm_server_conn *conn = opaque;
+
+	pthread_mutex_lock(&conn->pend.lock);
+	conn->pend.result = result;
+	conn->pend.done = true;
+	pthread_mutex_unlock(&conn->pend.lock);
+	/* Its handler sends the reply and goes on with the connection. */
+	loop_src_kick(&conn->src);
 }
 
 /*

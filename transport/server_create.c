@@ -45,7 +45,7 @@ static int listen_on(const char *path, mode_t mode)
 			return -EADDRINUSE;
 		unlink(path);
 	}
-	/* Non-blocking: one acceptor serves every socket and must never wait on one. */
+	/* Non-blocking: an event loop serves every socket and must never wait on one. */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
@@ -119,12 +119,10 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 	srv->max_msg_size = VFIO_USER_HDR_SIZE + (size_t)srv->caps.max_data_xfer_size +
 			    VFIO_USER_MSG_SLACK;
 	srv->listen_fd = -1;
-	srv->wake_fd = -1;
+	srv->node.next = srv->node.prev = &srv->node;
+	pthread_mutex_init(&srv->loop_lock, NULL);
 	pthread_mutex_init(&srv->lock, NULL);
 	cond_init_monotonic(&srv->cond);
-	/* Connection threads need little stack; a model that needs more makes its own. */
-	pthread_attr_init(&srv->thread_attr);
-	pthread_attr_setstacksize(&srv->thread_attr, SRV_CONN_STACK);
 	srv_reserve_fd_init();
 	*out = srv;
 	return 0;
@@ -133,7 +131,7 @@ static int server_alloc(struct vfpm_device *dev, const struct vfpm_server_opts *
 /* Undo server_alloc (the listening fd is the caller's to close). */
 static void server_free(struct vfpm_server *srv)
 {
-	pthread_attr_destroy(&srv->thread_attr);
+	pthread_mutex_destroy(&srv->loop_lock);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);
 	free((void *)srv->opts.allowed_uids);

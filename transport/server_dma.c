@@ -464,9 +464,7 @@ static int main_dma_exchange(struct vfpm_server_conn *conn, struct vfio_user_hea
 	conn->main_dma.command = hdr->command;
 	pthread_mutex_unlock(&conn->main_dma.lock);
 
-	pthread_mutex_lock(&conn->send_lock);
-	err = vfpm_sock_send_msgv(conn->sock, hdr, iov, iovcnt, NULL, 0);
-	pthread_mutex_unlock(&conn->send_lock);
+	err = srv_conn_send(conn, hdr, iov, iovcnt, NULL, 0);
 
 	abs_deadline(&deadline, conn->srv->opts.msg_timeout_ms);
 	pthread_mutex_lock(&conn->main_dma.lock);
@@ -509,7 +507,8 @@ static int main_dma_one(struct vfpm_server_conn *conn, uint64_t addr, uint8_t *b
 	 * From the connection's own thread (inside a request) the reply could
 	 * never be read, and QEMU answers only once our reply has come.
 	 */
-	if (conn->serving && pthread_equal(pthread_self(), conn->serving_thread))
+	if (atomic_load(&conn->serving_tid) == (unsigned long)pthread_self() ||
+	    loop_processing_here(conn->srv->loop))
 		return -EDEADLK;
 	err = main_dma_exchange(conn, &hdr, iov, write ? 2 : 1, &reply);
 	if (!err)

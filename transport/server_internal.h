@@ -16,6 +16,7 @@
 #include <vfpm/transport.h>
 
 #include "base.h"
+#include "loop.h"
 #include "negotiate.h"
 #include "tran_sock.h"
 #include "wire.h"
@@ -28,8 +29,6 @@
 #define SRV_DEF_MAX_CONNECTIONS 64u
 #define SRV_DEF_VERSION_TIMEOUT_MS 5000u
 #define SRV_DEF_MSG_TIMEOUT_MS 10000u
-/* Stack of a connection thread: requests run on it, models included. */
-#define SRV_CONN_STACK (1024u * 1024u)
 
 /*
  * The mmap of a window's fd (server_dma_map.c), shared by the window's
@@ -73,10 +72,46 @@ struct dma_table {
 	uint64_t min_pgsize;		/* set once by VERSION, before any map */
 };
 
+/* A reply payload: up to two pieces and the fds that go with it. */
+struct srv_reply {
+	struct iovec iov[2];
+	unsigned int iovcnt;
+	void *alloc;			/* freed after sending */
+	struct vfpm_fds_out fds;	/* closed after sending */
+};
+
+/* A reply that the socket could not take whole yet (conn->send_lock). */
+struct out_chunk {
+	struct out_chunk *next;
+	size_t len, off;		/* bytes at data, and how many are sent */
+	unsigned int nfds;		/* fds to send with the first byte (ours: dups) */
+	int *fds;
+	unsigned char *data;
+};
+
+/* Why the tick ended a connection (conn->expired). */
+enum conn_expiry {
+	CONN_EXP_NONE,
+	CONN_EXP_VERSION,		/* VERSION not done within version_timeout_ms */
+	CONN_EXP_MSG,			/* a begun message not finished within msg_timeout_ms */
+	CONN_EXP_OUT,			/* replies not read within msg_timeout_ms */
+};
+
+/* A region access the model completes later (vfpm_request_defer). */
+struct conn_pending {
+	bool active;			/* handler: a request is out with the model */
+	struct vfpm_msg m;		/* its message (a write's data stays here) */
+	struct srv_reply r;		/* its reply */
+	/* lock protects done and result (the completing thread writes them). */
+	pthread_mutex_t lock;
+	bool done;
+	ssize_t result;
+};
+
 struct vfpm_server_conn {
 	struct vfpm_server *srv;	/* immutable */
-	pthread_t thread;		/* immutable once started */
-	struct vfpm_instance *inst;	/* set by the connection thread before on_connect */
+	struct loop_src src;		/* in srv->loop; its handler serves the connection */
+	struct vfpm_instance *inst;	/* set by the handler before on_connect */
 	void *priv;			/* the model's; set and read by the model */
 
 	/* Immutable once accepted: who the peer is, for the log. */
@@ -85,27 +120,41 @@ struct vfpm_server_conn {
 	char who[160];			/* "SERVER: client pid P uid U" */
 	int64_t accepted_ms;		/* vfpm_sock_now_ms() at accept */
 
-	/* Connection thread only. */
+	/* The handler's (one thread at a time). */
 	bool negotiated;
 	bool close_after_reply;
+	bool readable;			/* the socket may hold bytes not read yet */
+	bool peer_hup;			/* epoll said the client hung up */
+	bool hup_read;			/* this run has read on after a short read for it */
+	bool ending;			/* over, waiting for a pending request to come back */
+	int end_err;			/* what ended it */
 	uint32_t bad_msg_size;		/* the msg_size that ended the connection */
 	struct vfpm_caps peer;		/* the client's capabilities */
 	struct dma_table dma;
-	/* What the client sent and the loop has not served yet (set up by the loop). */
-	struct vfpm_sock_rx rx;
+	struct vfpm_sock_rx rx;		/* what the client sent and was not served yet */
+	struct vfpm_msg held;		/* a command that came while a request was pending */
+	bool have_held;
+	struct conn_pending pend;
+	struct vfpm_async async;	/* immutable: srv_conn_async_done, the conn */
+
+	/* Deadlines the tick checks (ms, 0: none) and what it found. */
+	_Atomic int64_t dl_version;	/* until VERSION is done */
+	_Atomic int64_t dl_msg;		/* a begun message's rest */
+	_Atomic int64_t dl_out;		/* queued output */
+	atomic_int expired;		/* enum conn_expiry */
 
 	/*
 	 * The twin socket of server-to-client DMA messages (-1: none).
-	 * Written by the connection thread under srv->lock (vfpm_server_stop
-	 * shuts it down): at VERSION, before any DMA_MAP, so DMA callers, who
-	 * read it without srv->lock, see it through the table lock; and at
-	 * teardown, after on_disconnect, when there are no DMA callers left.
+	 * Written by the handler under srv->lock (vfpm_server_stop shuts it
+	 * down): at VERSION, before any DMA_MAP, so DMA callers, who read it
+	 * without srv->lock, see it through the table lock; and at teardown,
+	 * after on_disconnect, when there are no DMA callers left.
 	 */
 	int dma_sock;
 	/*
 	 * Server-to-client DMA messages on the main socket (no twin socket:
-	 * QEMU).  One exchange at a time; the connection thread, the socket's
-	 * only reader, hands the reply over.  lock protects the rest.
+	 * QEMU).  One exchange at a time; the handler, the socket's only
+	 * reader, hands the reply over.  lock protects the rest.
 	 */
 	struct {
 		pthread_mutex_t lock;
@@ -116,26 +165,28 @@ struct vfpm_server_conn {
 		uint16_t msg_id, command, next_id;
 		struct vfpm_msg *reply;	/* malloc'd, set with have_reply */
 	} main_dma;
-	/* Serialises sends on sock: replies and main-socket DMA requests. */
+	/*
+	 * Serialises sends on sock (replies and main-socket DMA requests) and
+	 * protects the output queue: what the non-blocking socket did not take
+	 * waits there, in order, until the client reads (EPOLLOUT).
+	 */
 	pthread_mutex_t send_lock;
-	/* The thread serving the connection (set before its first message). */
-	pthread_t serving_thread;
-	bool serving;
+	struct out_chunk *outq_head, *outq_tail;
+	bool out_armed;			/* EPOLLOUT is in the socket's events */
+	bool send_closed;		/* no more sends: the connection is going */
+	/* The thread in the handler (0: none), for main-socket DMA's EDEADLK. */
+	atomic_ulong serving_tid;
 
 	/* One DMA message in flight on dma_sock: protects dma_msg_id and the exchange. */
 	pthread_mutex_t dma_sock_lock;
 	uint16_t dma_msg_id;
 	bool dma_sock_broken;		/* dma_sock_lock: an exchange failed, it is shut down */
 
-	/*
-	 * Served on the caller's thread by vfpm_server_serve_fd (immutable):
-	 * its thread is not ours to join, and that caller unlinks and frees it.
-	 */
-	bool on_caller;
+	/* vfpm_server_serve_fd's: set under srv->lock when the connection is gone. */
+	bool *gone;
 
-	/* Protected by srv->lock (and written only by the connection thread). */
+	/* Protected by srv->lock (and written only by the handler). */
 	int sock;			/* -1 once closed */
-	bool finished;			/* torn down: the thread only has to be joined */
 	struct vfpm_server_conn *next;
 };
 
@@ -149,37 +200,31 @@ struct vfpm_server {
 	struct vfpm_caps caps;		/* immutable: what the server states */
 	size_t max_msg_size;		/* immutable */
 
-	/* Protects everything below; cond signals changes of live and running. */
+	/*
+	 * The loop its connections (and its listening socket, once started)
+	 * are in, while loop_users > 0: start, run, attach and each
+	 * serve_fd call are users.  loop_lock protects the four; it is taken
+	 * before lock, never in a handler.
+	 */
+	pthread_mutex_t loop_lock;
+	struct vfpm_loop *loop;
+	bool loop_global;		/* the process's loop: a reference of ours */
+	unsigned int loop_users;
+	struct loop_node node;		/* in the loop's list, for the tick */
+	struct loop_src listen_src;	/* accepting, once started */
+
+	/* Protects everything below; cond signals changes of live, running and conns. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct vfpm_server_conn *conns;
-	unsigned int live;		/* conns not finished */
+	unsigned int live;		/* conns not torn down */
 	unsigned int on_caller;		/* vfpm_server_serve_fd calls not returned yet */
 	bool stopping;
-	/* Something accepts for it: vfpm_server_run, or the acceptor until stop has reaped. */
-	bool running;
-	bool started;			/* attached to the acceptor (vfpm_server_start) */
-	bool attaching;			/* vfpm_server_start is attaching it (stop waits) */
-	/*
-	 * eventfd of vfpm_server_run's loop (stop requested or a connection
-	 * finished), -1 outside it: a started server needs none.
-	 */
-	int wake_fd;
-	pthread_attr_t thread_attr;	/* immutable: of connection threads */
-
-	/* The acceptor's (server_acceptor.c), under its reap lock. */
-	bool acc_attached;
-	bool acc_reap_queued;		/* on its list of servers to reap */
-	struct vfpm_server *acc_reap_next;
+	bool running;			/* listening in a loop: started, run or attached */
+	bool run_waiting;		/* vfpm_server_run is waiting for stop */
+	bool accept_paused;		/* out of fds or memory: the tick retries */
 };
 
-/* A reply payload: up to two pieces and the fds that go with it. */
-struct srv_reply {
-	struct iovec iov[2];
-	unsigned int iovcnt;
-	void *alloc;			/* freed after sending */
-	struct vfpm_fds_out fds;	/* closed after sending */
-};
 
 /*
  * Sends on a client's sockets give up after msg_timeout_ms (a client that
@@ -204,27 +249,34 @@ size_t srv_reply_max(const struct vfpm_server_conn *conn);
 int srv_conn_open_instance(struct vfpm_server_conn *conn);
 int srv_dispatch_command(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r);
 
-/* Accepting (server.c), shared by vfpm_server_run and the acceptor. */
+/* Connections (server_conn.c). */
+/* A connection around sock (not linked, not in a loop yet); NULL when out of memory. */
+struct vfpm_server_conn *srv_conn_new(struct vfpm_server *srv, int sock);
+void srv_conn_free(struct vfpm_server_conn *conn);
+/* Put a linked connection in srv->loop: 0, or -errno (then it is freed and unlinked). */
+int srv_conn_start(struct vfpm_server_conn *conn);
 /*
- * Accept one connection on srv's listening socket and hand it to a thread of
- * its own.  false when all accepting should pause (out of fds or memory even
- * with the reserve given up) until a connection finishes or a while passes.
+ * Send one message on the connection's socket (any thread), in order with
+ * every other: what the socket does not take now is queued and sent when
+ * the client reads.  0 or -errno (-ECONNRESET once it is going).
  */
-bool srv_accept_one(struct vfpm_server *srv);
-/* Join and free srv's finished connections (all of them when all is set). */
-void srv_reap(struct vfpm_server *srv, bool all);
-
-/* The process's acceptor (server_acceptor.c): one thread for every started server. */
-/* Accept for srv from now on (the thread starts with the first server); 0 or -errno. */
-int srv_acceptor_attach(struct vfpm_server *srv);
-/*
- * Stop accepting for srv.  When it returns the acceptor no longer touches
- * srv (srv's connection threads are the caller's to join); the last server
- * out ends the thread.
- */
-void srv_acceptor_detach(struct vfpm_server *srv);
-/* A connection of srv finished: its thread can be joined (from that thread). */
-void srv_acceptor_conn_finished(struct vfpm_server *srv);
+int srv_conn_send(struct vfpm_server_conn *conn, struct vfio_user_header *hdr,
+		  const struct iovec *iov, unsigned int iovcnt, const int *fds, unsigned int nfds);
+/* Serve one whole message the handler received (server.c): as the handler's loop expects. */
+int srv_serve_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m);
+/* Send the error reply to req. */
+int srv_send_error(struct vfpm_server_conn *conn, const struct vfio_user_header *req, int err);
+/* Why a connection is dropped, for the log: NULL for an ordinary goodbye. */
+const char *srv_drop_reason(struct vfpm_server_conn *conn, int err, char *buf, size_t len);
+/* The connection has been torn down (the handler, srv->lock held). */
+void srv_conn_gone_locked(struct vfpm_server_conn *conn);
+/* Finish a request the model completed later: 0 (reply sent) or -errno to end. */
+int srv_finish_pending(struct vfpm_server_conn *conn);
+/* A deferred region access completed (any thread): the handler is kicked. */
+void srv_conn_async_done(void *opaque, ssize_t result);
+/* Make the reply of a deferred REGION_READ / _WRITE from its result: 0 or -errno. */
+int srv_region_finish(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r,
+		      ssize_t result);
 
 /* Process-wide budgets and the reserve fd (server_limits.c). */
 /*

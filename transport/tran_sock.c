@@ -24,6 +24,8 @@
 
 #define FDS_CMSG_SPACE CMSG_SPACE(sizeof(int) * VFPM_SOCK_MAX_FDS)
 #define SEND_MAX_IOV 8
+/* recv_some's deadline for "do not wait at all". */
+#define RECV_NONBLOCK INT64_C(-1)
 
 /* The socket syscalls this thread made here (vfpm_sock_thread_syscalls). */
 static _Thread_local unsigned long thread_syscalls;
@@ -149,10 +151,11 @@ static int wait_readable(int sock, int64_t deadline_ms)
  * One recvmsg: bytes read, 0 at end of stream, or a negative errno.  At most
  * sink->max fds in the sink altogether: the control buffer has room for only
  * as many as may still come, so the kernel never installs the others in our
- * fd table.  With a deadline (0: none) it never blocks past it (-ETIMEDOUT).
+ * fd table.  With a deadline (0: none) it never blocks past it (-ETIMEDOUT);
+ * RECV_NONBLOCK as the deadline never blocks at all (-EAGAIN).
  */
-static ssize_t recv_some(int sock, void *buf, size_t len, const struct fd_sink *sink,
-			 int64_t deadline_ms)
+static ssize_t recv_some_fds(int sock, void *buf, size_t len, const struct fd_sink *sink,
+			     int64_t deadline_ms, bool *got_fds)
 {
 	union {
 		char buf[FDS_CMSG_SPACE];
@@ -175,14 +178,25 @@ static ssize_t recv_some(int sock, void *buf, size_t len, const struct fd_sink *
 			break;
 		if (errno == EINTR)
 			continue;
-		if (!deadline_ms || (errno != EAGAIN && errno != EWOULDBLOCK))
+		if (errno == EWOULDBLOCK)
+			errno = EAGAIN;
+		if (!deadline_ms || deadline_ms == RECV_NONBLOCK || errno != EAGAIN)
 			return -errno;
 		n = wait_readable(sock, deadline_ms);
 		if (n < 0)
 			return n;
 	}
+	/* A read that meets fds stops where their sendmsg's bytes end (see below). */
+	if (got_fds)
+		*got_fds = mh.msg_controllen || (mh.msg_flags & MSG_CTRUNC);
 	stash_fds(sink, &mh);
 	return n;
+}
+
+static ssize_t recv_some(int sock, void *buf, size_t len, const struct fd_sink *sink,
+			 int64_t deadline_ms)
+{
+	return recv_some_fds(sock, buf, len, sink, deadline_ms, NULL);
 }
 
 static int64_t earliest(int64_t a, int64_t b)
@@ -308,6 +322,8 @@ int vfpm_sock_recv_msg(int sock, struct vfpm_msg *m, size_t max_size)
 
 void vfpm_sock_rx_init(struct vfpm_sock_rx *rx)
 {
+	rx->big = NULL;
+	rx->big_have = 0;
 	rx->start = 0;
 	rx->end = 0;
 	rx->head_deadline_ms = 0;
@@ -326,6 +342,10 @@ static void rx_drop_fds(struct vfpm_sock_rx *rx)
 
 void vfpm_sock_rx_release(struct vfpm_sock_rx *rx)
 {
+	if (rx->big) {
+		vfpm_msg_release(rx->big);
+		free(rx->big);
+	}
 	rx_drop_fds(rx);
 	vfpm_sock_rx_init(rx);
 }
@@ -427,14 +447,14 @@ static int rx_take_large(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m, 
  * whatever fds come are its own and count against its max_fds.
  */
 static int rx_fill(struct vfpm_sock_rx *rx, int sock, const struct vfpm_recv_limits *lim,
-		   int64_t deadline_ms)
+		   int64_t deadline_ms, bool *short_read)
 {
 	size_t buffered = rx->end - rx->start, want, from;
 	struct fd_sink sink = {
 		.fds = rx->fds, .n = &rx->nfds, .truncated = &rx->fds_truncated,
 		.max = lim->max_fds < VFPM_SOCK_MAX_FDS ? lim->max_fds : VFPM_SOCK_MAX_FDS,
 	};
-	bool had_fds = rx_holds_fds(rx);
+	bool had_fds = rx_holds_fds(rx), got_fds = false;
 	ssize_t n;
 
 	if (had_fds && rx->fds_at != rx->start) {
@@ -458,7 +478,7 @@ static int rx_fill(struct vfpm_sock_rx *rx, int sock, const struct vfpm_recv_lim
 			want = rx_msg_size(rx, 0) - buffered;
 	}
 	from = rx->end;
-	n = recv_some(sock, rx->buf + from, want, &sink, deadline_ms);
+	n = recv_some_fds(sock, rx->buf + from, want, &sink, deadline_ms, &got_fds);
 	if (n < 0)
 		return (int)n;
 	if (n == 0)
@@ -466,12 +486,18 @@ static int rx_fill(struct vfpm_sock_rx *rx, int sock, const struct vfpm_recv_lim
 	rx->end += (size_t)n;
 	if (!had_fds && rx_holds_fds(rx))
 		rx->fds_at = rx_fds_owner(rx, from);
+	/*
+	 * Short, and not cut at a sendmsg that carried fds: the socket is
+	 * empty (a read that meets fds stops there, whatever follows).
+	 */
+	*short_read = (size_t)n < want && !got_fds;
 	return 0;
 }
 
 int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 		      const struct vfpm_recv_limits *lim)
 {
+	bool short_read;
 	int err;
 
 	vfpm_msg_init(m);
@@ -504,13 +530,162 @@ int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 		if (buffered && lim->msg_timeout_ms && !rx->head_deadline_ms)
 			rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
 		err = rx_fill(rx, sock, lim, earliest(lim->deadline_ms,
-						      buffered ? rx->head_deadline_ms : 0));
+						      buffered ? rx->head_deadline_ms : 0), &short_read);
 		if (err)
 			break;
 	}
 	if (err)
 		vfpm_msg_release(m);
 	return err;
+}
+
+/*
+ * The head message is larger than the buffer (non-blocking receive): what is
+ * buffered of it moves to a message of its own, whose payload the following
+ * reads fill directly (exactly its bytes, so the fds that come are its own).
+ */
+static int rx_begin_big(struct vfpm_sock_rx *rx, size_t size, const struct vfpm_recv_limits *lim)
+{
+	size_t have = rx->end - rx->start - VFIO_USER_HDR_SIZE;
+	struct vfpm_msg *big = malloc(sizeof(*big));
+
+	if (!big)
+		return -ENOMEM;
+	vfpm_msg_init(big);
+	memcpy(&big->hdr, rx->buf + rx->start, sizeof(big->hdr));
+	big->len = size - VFIO_USER_HDR_SIZE;
+	big->payload = malloc(big->len);
+	if (!big->payload) {
+		free(big);
+		return -ENOMEM;
+	}
+	memcpy(big->payload, rx->buf + rx->start + VFIO_USER_HDR_SIZE, have);
+	rx_give_fds(rx, rx->start, big);
+	rx->start = rx->end = 0;
+	if (lim->msg_timeout_ms && !rx->head_deadline_ms)
+		rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+	rx->big = big;
+	rx->big_have = have;
+	return 0;
+}
+
+/* Read more of the big message: 0 (whole, or *readable cleared) or -errno. */
+static int rx_fill_big(struct vfpm_sock_rx *rx, int sock, const struct vfpm_recv_limits *lim,
+		       bool *readable)
+{
+	struct fd_sink sink = msg_sink(rx->big, lim->max_fds);
+	size_t left = rx->big->len - rx->big_have;
+	bool got_fds;
+	ssize_t n = recv_some_fds(sock, (char *)rx->big->payload + rx->big_have, left, &sink,
+				  RECV_NONBLOCK, &got_fds);
+
+	if (n == -EAGAIN) {
+		*readable = false;
+		return 0;
+	}
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return -ECONNRESET;
+	rx->big_have += (size_t)n;
+	if ((size_t)n < left && !got_fds)
+		*readable = false;
+	return 0;
+}
+
+int vfpm_sock_rx_poll(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
+		      const struct vfpm_recv_limits *lim, bool *readable)
+{
+	vfpm_msg_init(m);
+	for (;;) {
+		size_t buffered = rx->end - rx->start;
+		bool short_read;
+		int err;
+
+		if (rx->big) {
+			if (rx->big_have == rx->big->len) {
+				*m = *rx->big;
+				free(rx->big);
+				rx->big = NULL;
+				rx->head_deadline_ms = 0;
+				return 0;
+			}
+			if (!*readable)
+				return -EAGAIN;
+			err = rx_fill_big(rx, sock, lim, readable);
+			if (err)
+				return err;
+			continue;
+		}
+		if (buffered >= VFIO_USER_HDR_SIZE) {
+			uint32_t size = rx_msg_size(rx, rx->start);
+
+			if (size < VFIO_USER_HDR_SIZE || size > lim->max_size) {
+				memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
+				return size < VFIO_USER_HDR_SIZE ? -EBADMSG : -E2BIG;
+			}
+			if (size <= buffered) {
+				err = rx_take(rx, m, size);
+				if (err)
+					vfpm_msg_release(m);
+				return err;
+			}
+			if (size > sizeof(rx->buf)) {
+				err = rx_begin_big(rx, size, lim);
+				if (err)
+					return err;
+				continue;
+			}
+		}
+		/* A begun message's time runs from when it is first waited for. */
+		if (buffered && lim->msg_timeout_ms && !rx->head_deadline_ms)
+			rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+		if (!*readable)
+			return -EAGAIN;
+		err = rx_fill(rx, sock, lim, RECV_NONBLOCK, &short_read);
+		if (err == -EAGAIN) {
+			*readable = false;
+			return -EAGAIN;
+		}
+		if (err)
+			return err;
+		/* A read that did not fill what it asked for emptied the socket. */
+		if (short_read)
+			*readable = false;
+	}
+}
+
+ssize_t vfpm_sock_send_nb(int sock, const struct iovec *iov, unsigned int iovcnt, const int *fds,
+			  unsigned int nfds)
+{
+	union {
+		char buf[FDS_CMSG_SPACE];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+	ssize_t n;
+
+	if (nfds > VFPM_SOCK_MAX_FDS)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(ctl.buf, 0, sizeof(ctl.buf));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	do {
+		thread_syscalls++;
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
 }
 
 int vfpm_sock_send_msgv(int sock, struct vfio_user_header *hdr, const struct iovec *iov,

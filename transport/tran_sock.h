@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "wire.h"
@@ -89,6 +90,9 @@ struct vfpm_sock_rx {
 	unsigned int nfds;
 	bool fds_truncated;		/* some of that message's fds were dropped */
 	int fds[VFPM_SOCK_MAX_FDS];
+	/* vfpm_sock_rx_poll: a message larger than buf, being read into its own payload. */
+	struct vfpm_msg *big;
+	size_t big_have;		/* payload bytes in */
 	unsigned char buf[VFPM_SOCK_RX_BUF];
 };
 
@@ -96,6 +100,26 @@ void vfpm_sock_rx_init(struct vfpm_sock_rx *rx);
 void vfpm_sock_rx_release(struct vfpm_sock_rx *rx);
 int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 		      const struct vfpm_recv_limits *lim);
+
+/*
+ * vfpm_sock_rx_next for an event loop, on a socket it never waits on: the
+ * next whole message (0), or -EAGAIN when none is whole yet.  *readable says
+ * whether the socket may hold bytes; it is cleared when a read comes back
+ * short or finds nothing (the socket is empty: the caller waits for its next
+ * readiness edge and sets it again).  A message larger than the buffer is
+ * kept between calls until it is whole.  rx->head_deadline_ms is non-zero
+ * while a begun message waits for its rest: the caller times it out (the
+ * deadlines in lim are not used).  Errors as vfpm_sock_rx_next.
+ */
+int vfpm_sock_rx_poll(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
+		      const struct vfpm_recv_limits *lim, bool *readable);
+
+/*
+ * One non-blocking sendmsg of iov (nfds fds with its first byte): the bytes
+ * sent, -EAGAIN when none could be, or -errno.  SIGPIPE is never raised.
+ */
+ssize_t vfpm_sock_send_nb(int sock, const struct iovec *iov, unsigned int iovcnt, const int *fds,
+			  unsigned int nfds);
 
 /* Socket syscalls (recvmsg, sendmsg, send, poll) the calling thread made here: for tests. */
 unsigned long vfpm_sock_thread_syscalls(void);

@@ -171,6 +171,42 @@ VFPM_API int vfpm_server_serve_fd(struct vfpm_server *srv, int sock);
  * callback running a request.
  */
 VFPM_API void vfpm_server_stop(struct vfpm_server *srv);
+/*
+ * A loop the caller drives, for reactors (SPDK-style): servers attached to
+ * it are served only when the caller asks, on the caller's thread, and the
+ * library starts no thread for them.  vfpm_loop_fd is an epoll fd: when it
+ * is readable (the caller polls it, or adds it to its own epoll set),
+ * vfpm_loop_process handles everything that is ready (accepts, requests,
+ * replies, completions of deferred requests, timeouts) without waiting and
+ * returns how many events it handled (0 or more) or -errno.  Device models
+ * run inside it, on the caller's thread.  A model should not block there:
+ * a trapped access it cannot finish at once is deferred
+ * (vfpm_request_defer, <vfpm/device.h>) and completed from any thread; the
+ * completion makes the fd readable.  DMA over the main socket (QEMU's
+ * clients) from inside vfpm_loop_process is -EDEADLK, as from a request.
+ *
+ * The runtime PM core's timers and asynchronous work run in the same loop
+ * when vfpm_pm_worker_set_external(true) was called before the loop was
+ * created (<vfpm/pm.h>); then no thread of the library's exists at all.
+ * Deadlines (version_timeout_ms, msg_timeout_ms) are checked every 20 ms
+ * while a connection has one, and the fd is not readable at all while
+ * nothing happens.
+ */
+struct vfpm_loop;
+
+VFPM_API int vfpm_loop_create(struct vfpm_loop **out);
+/* -EBUSY while a server is attached (vfpm_server_stop or _destroy it first). */
+VFPM_API int vfpm_loop_destroy(struct vfpm_loop *loop);
+VFPM_API int vfpm_loop_fd(const struct vfpm_loop *loop);
+VFPM_API int vfpm_loop_process(struct vfpm_loop *loop);
+/*
+ * Listen in loop instead of the process's threaded loop; otherwise as
+ * vfpm_server_start (-EBUSY, -EINVAL alike).  vfpm_server_stop then
+ * drives loop itself until every connection is torn down, so it may be
+ * called from the caller's loop thread (not from inside a callback).
+ */
+VFPM_API int vfpm_server_attach(struct vfpm_server *srv, struct vfpm_loop *loop);
+
 /* Stop if needed, remove the socket file and free.  The device is not touched. */
 VFPM_API void vfpm_server_destroy(struct vfpm_server *srv);
 

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Many servers in one process: started servers share one acceptor thread, so
- * 200 idle devices cost a constant number of threads, not 200; each still
+ * Many servers in one process: started servers share the process's event
+ * loop (its pool of two threads and a watchdog), so 200 idle devices and
+ * their connections cost a constant number of threads, not 200; each still
  * accepts and answers, also after others were stopped or destroyed; stopping
  * and destroying servers while clients connect to them leaves nothing
- * behind (threads and fds back to the baseline); vfpm_server_run still runs
- * a loop of its own next to them.
+ * behind (threads and fds back to the baseline); vfpm_server_run still works
+ * next to them.
  */
 #include "test_util.h"
 
@@ -21,7 +22,8 @@
 
 #define N_SERVERS 200
 /* Threads beyond the baseline with every server idle: the acceptor, and slack. */
-#define MAX_EXTRA_THREADS 2
+/* The loop's pool (2) and its watchdog. */
+#define MAX_EXTRA_THREADS 3
 #define N_CLIENT_THREADS 4
 
 struct many {
@@ -36,7 +38,7 @@ static int wait_threads_at_most(int want)
 {
 	int n = t_count_threads();
 
-	for (int i = 0; i < 500 && n > want; i++) {
+	for (int i = 0; i < 1000 && n > want; i++) {
 		usleep(10000);
 		n = t_count_threads();
 	}
@@ -129,7 +131,7 @@ static void test_idle_servers_share_a_thread(void **state)
 {
 	static const unsigned int probe[] = { 0, 1, 57, 100, 142, N_SERVERS - 1 };
 	struct many *m = *state;
-	struct vfpm_client *c[3];
+	struct vfpm_client *c[12];
 	int threads = t_count_threads();
 
 	if (threads > m->baseline_threads + MAX_EXTRA_THREADS)
@@ -139,18 +141,20 @@ static void test_idle_servers_share_a_thread(void **state)
 		check_answers(m, probe[i]);
 
 	/*
-	 * Connections at once on three devices: a thread each, gone when they
-	 * leave (and one each on the client's side, for its twin DMA socket).
+	 * Four connections at once on each of three devices: no thread for
+	 * any of them (the pool may have grown by one if a handler was slow
+	 * to come back on a loaded machine), none of the clients' either
+	 * (their DMA threads start with a served window).
 	 */
-	for (unsigned int i = 0; i < 3; i++)
-		c[i] = connect_to(m, 10 + i);
-	for (unsigned int i = 0; i < 3; i++)
+	for (unsigned int i = 0; i < 12; i++)
+		c[i] = connect_to(m, 10 + i % 3);
+	for (unsigned int i = 0; i < 12; i++)
 		t_check_client(c[i]);
-	assert_in_range(t_count_threads(), threads + 3, threads + 6);
-	for (unsigned int i = 0; i < 3; i++) {
+	assert_in_range(t_count_threads(), threads, threads + 1);
+	for (unsigned int i = 0; i < 12; i++)
 		vfpm_client_close(c[i]);
+	for (unsigned int i = 0; i < 3; i++)
 		assert_int_equal(vfpm_server_wait_connections(m->srv[10 + i], 0, T_TIMEOUT_MS), 0);
-	}
 	assert_int_equal(wait_threads_at_most(threads), threads);
 }
 

@@ -1085,6 +1085,9 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* One attack at a time, when debugging: VFPM_TEST_FILTER=test_held_fds. */
+	if (getenv("VFPM_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("VFPM_TEST_FILTER"));
 	failed = cmocka_run_group_tests(tests, NULL, NULL);
 	printf("\n| attack | limit that held | threads before / during / after | fds | "
 	       "RSS MiB | mappings |\n|---|---|---|---|---|---|\n");

@@ -50,6 +50,8 @@ void t_check_client(struct vfpm_client *c);
 int t_count_fds(void);
 /* Threads of this process (/proc/self/task). */
 int t_count_threads(void);
+/* Threads of the process whose name (comm) is name. */
+int t_count_threads_named(const char *name);
 int t_eventfd(void);
 /* The counter of a non-blocking eventfd: its value, or 0 when unsignalled. */
 uint64_t t_eventfd_read(int efd);
