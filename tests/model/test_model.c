@@ -116,9 +116,40 @@ void tm_read_gate_close(struct test_model *m)
 	gate_set(m, &m->read_gate_closed, true);
 }
 
+void tm_read_gate_close_deferred(struct test_model *m)
+{
+	pthread_mutex_lock(&m->gate_lock);
+	m->read_gate_defers = true;
+	pthread_mutex_unlock(&m->gate_lock);
+	gate_set(m, &m->read_gate_closed, true);
+}
+
+static ssize_t bar2_access(struct test_model *m, uint64_t offset, void *buf, size_t count,
+			   bool write);
+
 void tm_read_gate_open(struct test_model *m)
 {
-	gate_set(m, &m->read_gate_closed, false);
+	struct tm_deferred d[TM_MAX_CONNS];
+	unsigned int n;
+
+	pthread_mutex_lock(&m->gate_lock);
+	n = m->ndeferred;
+	memcpy(d, m->deferred, n * sizeof(d[0]));
+	m->ndeferred = 0;
+	m->read_gate_defers = false;
+	m->read_gate_closed = false;
+	pthread_cond_broadcast(&m->gate_cond);
+	pthread_mutex_unlock(&m->gate_lock);
+	/* The deferred reads are done now, on this thread, and completed. */
+	for (unsigned int i = 0; i < n; i++) {
+		check_powered(m->pdev, "deferred BAR read");
+		vfpm_request_complete(d[i].req, bar2_access(m, d[i].offset, d[i].buf,
+							    d[i].count, false));
+		pthread_mutex_lock(&m->gate_lock);
+		m->at_read_gate--;
+		pthread_cond_broadcast(&m->gate_cond);
+		pthread_mutex_unlock(&m->gate_lock);
+	}
 }
 
 int tm_read_gate_wait(struct test_model *m, unsigned int n, int timeout_ms)
@@ -234,20 +265,39 @@ static void reg_write(struct test_model *m, uint64_t offset, uint32_t v)
 
 /* ---- model ops ---- */
 
-static ssize_t bar2_rw(struct test_model *m, uint64_t offset, void *buf, size_t count,
-		       bool write)
+static ssize_t bar2_rw(struct test_model *m, struct vfpm_instance *inst, uint64_t offset,
+		       void *buf, size_t count, bool write)
 {
-	uint32_t v;
-
 	if (offset > TM_BAR2_SIZE || count > TM_BAR2_SIZE - offset) {
 		violation(m, "BAR2 access beyond the BAR reached the model");
 		return -EINVAL;
 	}
 	if (!write) {
 		pthread_mutex_lock(&m->gate_lock);
+		if (m->read_gate_closed && m->read_gate_defers && m->ndeferred < TM_MAX_CONNS) {
+			struct vfpm_request *req = vfpm_request_defer(inst);
+
+			if (req) {
+				m->deferred[m->ndeferred++] = (struct tm_deferred){
+					.req = req, .offset = offset, .buf = buf, .count = count,
+				};
+				m->at_read_gate++;
+				pthread_cond_broadcast(&m->gate_cond);
+				pthread_mutex_unlock(&m->gate_lock);
+				return -EINPROGRESS;
+			}
+		}
 		gate_pass(m, &m->read_gate_closed, &m->at_read_gate);
 		pthread_mutex_unlock(&m->gate_lock);
 	}
+	return bar2_access(m, offset, buf, count, write);
+}
+
+static ssize_t bar2_access(struct test_model *m, uint64_t offset, void *buf, size_t count,
+			   bool write)
+{
+	uint32_t v;
+
 	pthread_mutex_lock(&m->lock);
 	if (m->config.registers && count == 4 && !(offset & 3)) {
 		if (write) {
@@ -276,7 +326,7 @@ static ssize_t tm_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
 	atomic_fetch_add(&m->bar_accesses, 1);
 	switch (bar) {
 	case 2:
-		ret = bar2_rw(m, offset, buf, count, write);
+		ret = bar2_rw(m, inst, offset, buf, count, write);
 		break;
 	case 4:
 		/* Trapped (not mappable): beyond the MSI-X table, nothing. */

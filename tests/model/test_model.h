@@ -26,7 +26,11 @@
  * The test holds two gates: while the read gate is closed, every BAR2 read
  * waits at it ("a request in flight" that the test controls without
  * sleeping); while the resume gate is closed, runtime_resume waits at it
- * (the device stays RESUMING).
+ * (the device stays RESUMING).  A read gate closed with
+ * tm_read_gate_close_deferred parks reads without a thread: a read that
+ * can be completed later (vfpm_request_defer) is deferred, and opening the
+ * gate completes it from the test's thread (the reactor's way); one that
+ * cannot waits at the gate as before.
  */
 #ifndef VFPM_TEST_MODEL_H
 #define VFPM_TEST_MODEL_H
@@ -142,7 +146,15 @@ struct test_model {
 	pthread_mutex_t gate_lock;
 	pthread_cond_t gate_cond;
 	bool read_gate_closed;
-	unsigned int at_read_gate;	/* BAR2 reads waiting */
+	bool read_gate_defers;		/* closed with tm_read_gate_close_deferred */
+	unsigned int at_read_gate;	/* BAR2 reads waiting (deferred ones included) */
+	unsigned int ndeferred;
+	struct tm_deferred {
+		struct vfpm_request *req;
+		uint64_t offset;
+		void *buf;
+		size_t count;
+	} deferred[TM_MAX_CONNS];
 	bool resume_gate_closed;
 	unsigned int at_resume_gate;	/* runtime_resume calls waiting */
 };
@@ -164,6 +176,7 @@ void tm_on_disconnect(struct vfpm_server_conn *conn, void *opaque);
 
 /* The gates; a wait is for exactly n waiters, 0 or -ETIMEDOUT. */
 void tm_read_gate_close(struct test_model *m);
+void tm_read_gate_close_deferred(struct test_model *m);
 void tm_read_gate_open(struct test_model *m);
 int tm_read_gate_wait(struct test_model *m, unsigned int n, int timeout_ms);
 void tm_resume_gate_close(struct test_model *m);

@@ -44,7 +44,7 @@ static int afix_setup_uids(void **state, const uid_t *uids, unsigned int n)
 	snprintf(a->path, sizeof(a->path), "%s/restricted.sock", a->f->dir);
 	assert_int_equal(vfpm_server_create(vfpm_pci_device(a->f->model->pdev), a->path, &opts,
 					    &a->srv), 0);
-	assert_int_equal(vfpm_server_start(a->srv), 0);
+	assert_int_equal(t_server_start(a->srv), 0);
 	*state = a;
 	return 0;
 }

@@ -777,6 +777,19 @@ static void test_dma_without_twin_socket(void **state)
 	assert_int_equal(raw_expect_ok(peer.sock, 2, VFIO_USER_DEVICE_GET_INFO), sizeof(info));
 	t_enable_memory(c);
 
+	if (t_caller_loop()) {
+		/*
+		 * One thread serves every connection: the peer's reply could
+		 * never be read while the request that waits for it runs there.
+		 * A reactor's model defers such an access and does its DMA
+		 * from a thread of its own.
+		 */
+		assert_int_equal(model_dma(c, TM_DMA_READ, 0x20010), -EDEADLK);
+		assert_int_equal(peer.requests, 0);
+		close(peer.sock);
+		vfpm_client_close(c);
+		return;
+	}
 	/* No twin socket: DMA_READ on the peer's main socket, which it answers. */
 	assert_int_equal(pthread_create(&t, NULL, main_dma_answer, &peer), 0);
 	assert_int_equal(model_dma(c, TM_DMA_READ, 0x20010), 0);
@@ -864,7 +877,7 @@ static void test_stale_socket(void **state)
 	close(fd);
 	assert_int_equal(vfpm_server_create(vfpm_pci_device(f->model->pdev), addr.sun_path, NULL,
 					    &srv), 0);
-	assert_int_equal(vfpm_server_start(srv), 0);
+	assert_int_equal(t_server_start(srv), 0);
 	assert_int_equal(vfpm_client_connect(addr.sun_path, &c), 0);
 	t_check_client(c);
 	vfpm_client_close(c);

@@ -54,7 +54,7 @@ static int ffix_setup(void **state)
 	snprintf(x->path, sizeof(x->path), "%s/fault.sock", x->f->dir);
 	assert_int_equal(vfpm_server_create(vfpm_pci_device(x->m->pdev), x->path, NULL, &x->srv),
 			 0);
-	assert_int_equal(vfpm_server_start(x->srv), 0);
+	assert_int_equal(t_server_start(x->srv), 0);
 	assert_int_equal(vfpm_pm_wait_status(vfpm_pci_pm(x->m->pdev), VFPM_PM_SUSPENDED,
 					     T_TIMEOUT_MS), 0);
 	*state = x;
@@ -254,7 +254,7 @@ static void test_kill_mid_request(void **state)
 	int fds = t_count_fds();
 	struct child ch;
 
-	tm_read_gate_close(f->model);
+	t_read_gate_close(f->model);
 	assert_int_equal(child_start(&ch, f->path, (uid_t)-1, false, step_slow_read, NULL), 0);
 	assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
 	child_kill(&ch);

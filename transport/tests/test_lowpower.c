@@ -314,15 +314,17 @@ static void *slow_read_thread(void *arg)
  * ENTRY succeeds at once, the device stays ACTIVE until the request returns,
  * then suspends; the model is never touched while not ACTIVE.
  */
-static void test_entry_during_request(void **state)
+static void entry_during_request(struct tfix *f, bool deferred)
 {
-	struct tfix *f = *state;
 	struct vfpm_client *c1 = tfix_connect(f), *c2 = tfix_connect(f);
 	struct slow_read r = { .c = c1 };
 	pthread_t t;
 
 	t_enable_memory(c1);
-	tm_read_gate_close(f->model);
+	if (deferred)
+		tm_read_gate_close_deferred(f->model);
+	else
+		tm_read_gate_close(f->model);
 	assert_int_equal(pthread_create(&t, NULL, slow_read_thread, &r), 0);
 	assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
 
@@ -344,6 +346,26 @@ static void test_entry_during_request(void **state)
 	vfpm_client_close(c2);
 }
 
+/*
+ * The request in flight blocks the thread it runs on (threaded core); on the
+ * caller-driven core, whose one thread must never block, the model defers it
+ * instead (a blocked model would hold up every connection there).
+ */
+static void test_entry_during_request(void **state)
+{
+	entry_during_request(*state, t_caller_loop());
+}
+
+/*
+ * The same with the request deferred by the model on either core: its
+ * runtime PM reference is held until it completes, so ENTRY still succeeds
+ * at once and the device suspends only after the completion.
+ */
+static void test_entry_during_deferred_request(void **state)
+{
+	entry_during_request(*state, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +383,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmap_revoked_while_engaged, tfix_setup,
 						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_entry_during_request, tfix_setup, tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_entry_during_deferred_request, tfix_setup,
+						tfix_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,59 @@
 
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
+
+/*
+ * VFPM_TEST_LOOP=caller: every server of the test is attached to one loop
+ * the test drives itself (vfpm_loop_process on a thread of the test's),
+ * with the runtime PM core's work in the same loop, so that the library
+ * runs no thread of its own: the transport's caller-driven mode, under
+ * the same tests as the threaded one.
+ */
+static struct vfpm_loop *caller_loop;
+
+static void *caller_loop_main(void *arg)
+{
+	struct pollfd pfd = { .fd = vfpm_loop_fd(arg), .events = POLLIN };
+
+	for (;;) {
+		poll(&pfd, 1, 100);
+		vfpm_loop_process(arg);
+	}
+	return NULL;
+}
+
+__attribute__((constructor)) static void caller_loop_init(void)
+{
+	const char *mode = getenv("VFPM_TEST_LOOP");
+	pthread_t t;
+
+	if (!mode || strcmp(mode, "caller"))
+		return;
+	if (vfpm_pm_worker_set_external(true) || vfpm_loop_create(&caller_loop) ||
+	    pthread_create(&t, NULL, caller_loop_main, caller_loop)) {
+		fprintf(stderr, "VFPM_TEST_LOOP=caller: cannot set up the caller's loop\n");
+		exit(1);
+	}
+	pthread_detach(t);
+}
+
+bool t_caller_loop(void)
+{
+	return caller_loop != NULL;
+}
+
+int t_server_start(struct vfpm_server *srv)
+{
+	return caller_loop ? vfpm_server_attach(srv, caller_loop) : vfpm_server_start(srv);
+}
+
+void t_read_gate_close(struct test_model *m)
+{
+	if (caller_loop)
+		tm_read_gate_close_deferred(m);
+	else
+		tm_read_gate_close(m);
+}
 
 /* The device the transport tests serve: BAR2's registers, BAR4 mappable, FLR. */
 static const struct tm_config model_config = {
@@ -43,7 +98,12 @@ int tfix_setup(void **state)
 	opts.opaque = f->model;
 	assert_int_equal(vfpm_server_create(vfpm_pci_device(f->model->pdev), f->path, &opts,
 					    &f->srv), 0);
-	assert_int_equal(vfpm_server_start(f->srv), 0);
+	assert_int_equal(t_server_start(f->srv), 0);
+	if (caller_loop) {
+		/* The caller-driven run: not one thread of the library's. */
+		assert_int_equal(t_count_threads_named("vfpm-loop"), 0);
+		assert_int_equal(t_count_threads_named("vfpm-pm"), 0);
+	}
 	*state = f;
 	return 0;
 }

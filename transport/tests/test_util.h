@@ -49,6 +49,19 @@ void t_check_client(struct vfpm_client *c);
 
 int t_count_fds(void);
 /* Threads of this process (/proc/self/task). */
+/*
+ * Start srv: vfpm_server_start, or, under VFPM_TEST_LOOP=caller, attach it
+ * to the loop the test drives itself (the library then runs no thread).
+ */
+int t_server_start(struct vfpm_server *srv);
+/*
+ * Close the model's read gate: reads wait at it on the threaded core; on
+ * the caller-driven one, whose only thread must not block, they are
+ * deferred and completed when the gate opens.
+ */
+void t_read_gate_close(struct test_model *m);
+/* Is this run the caller-driven one? */
+bool t_caller_loop(void);
 int t_count_threads(void);
 /* Threads of the process whose name (comm) is name. */
 int t_count_threads_named(const char *name);
