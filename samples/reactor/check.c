@@ -6,8 +6,9 @@
  * driven by several threads: GET_INFO, configuration space, trapped
  * registers, a read the device answers later, low power entry with a
  * wakeup eventfd and the access that wakes it.  Meanwhile it watches from
- * outside that the reactor never has a second thread; then SIGTERM must
- * end it with status 0 within a few seconds.  Prints a line per device and
+ * outside that the reactor never has a second thread; then SIGTERM, with
+ * two clients still connected (one of them in low power), must end it
+ * with status 0 within a few seconds.  Prints a line per device and
  * per phase; returns 0 when all held.
  *
  *   reactor-check REACTOR [N]      (N: 1000 by default)
@@ -40,6 +41,7 @@
 #define STOP_MS 5000
 #define SUSPEND_MS 3000
 #define WAKE_MS 2000
+#define KEPT 2u			/* clients still connected when SIGTERM comes */
 
 struct target {
 	unsigned int index;
@@ -77,8 +79,10 @@ static void sleep_ms(long ms)
 static bool step(struct check *k, const struct target *t, bool ok, const char *what)
 {
 	if (!ok) {
-		printf("reactor: FAIL dev%u: %s\n", t ? t->index : 0, what);
-		fflush(stdout);
+		if (t)
+			printf("reactor: FAIL dev%u: %s\n", t->index, what);
+		else
+			printf("reactor: FAIL %s\n", what);
 		atomic_fetch_add(&k->failures, 1);
 	}
 	return ok;
@@ -223,7 +227,6 @@ static void *worker(void *arg)
 
 		printf("reactor: %s dev%u (%lld ms)\n", ok ? "ok  " : "FAIL", t->index,
 		       (long long)(now_ms() - start));
-		fflush(stdout);
 	}
 	atomic_fetch_sub(&k->workers_left, 1);
 	return NULL;
@@ -395,6 +398,8 @@ int main(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR");
 	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
 
+	/* Nothing left in the buffer at the fork; lines in order with the reactor's. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: reactor-check REACTOR [N]\n");
 		return 2;
@@ -416,19 +421,31 @@ int main(int argc, char **argv)
 	snprintf(k.ready, sizeof(k.ready), "%s/ready", k.dir);
 	pick_targets(&k, seed);
 	printf("reactor: %u devices, %u of them driven (seed %u)\n", k.ndev, k.nt, seed);
-	fflush(stdout);	/* before the fork, and in order with the reactor's lines */
 
 	if (start_reactor(&k) && one_thread(&k, "once ready") && connect_all(&k)) {
 		one_thread(&k, "with every client connected");
 		drive_all(&k);
 		second_clients(&k);
 	}
-	for (unsigned int i = 0; i < k.nt; i++)
+	/* Two stay for the stop, the first of them asleep: the reactor disconnects them. */
+	for (unsigned int i = KEPT; i < k.nt; i++)
 		if (k.t[i].c)
 			vfpm_client_close(k.t[i].c);
 	if (k.pid > 0) {
-		one_thread(&k, "after the clients left");
+		one_thread(&k, "after most clients left");
+		if (k.t[0].c)
+			step(&k, &k.t[0], vfpm_client_low_power_entry(k.t[0].c) == 0,
+			     "LOW_POWER_ENTRY before the stop");
 		stop_reactor(&k);
+	}
+	for (unsigned int i = 0; i < KEPT && i < k.nt; i++) {
+		uint32_t v;
+
+		if (!k.t[i].c)
+			continue;
+		step(&k, &k.t[i], !reg_read(&k.t[i], RX_REG_ID, &v),
+		     "a client still connected at the stop is disconnected");
+		vfpm_client_close(k.t[i].c);
 	}
 	clean_dir(&k);
 	if (atomic_load(&k.failures)) {
