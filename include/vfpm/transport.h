@@ -3,12 +3,17 @@
  * vfpm transport (layer 5): a vfpm device served over vfio-user (QEMU's
  * docs/interop/vfio-user.rst) on an AF_UNIX stream socket.
  *
- * One listening socket per device.  Servers started with vfpm_server_start
- * share one accepting thread for the whole process, so idle devices cost no
- * thread each.  Every accepted connection is one open
- * instance of the device (vfpm_device_open), served by its own thread, so a
- * request that blocks (a slow trapped access, a resume) holds up only its own
- * connection, and a client that stops reading its replies stalls nobody else.
+ * One listening socket per device.  Every accepted connection is one open
+ * instance of the device (vfpm_device_open).  Sockets are non-blocking and
+ * one epoll loop serves every listening socket and connection: the
+ * process's loop, on a pool of two threads (vfpm_server_start), or a loop
+ * the caller drives (vfpm_server_attach, below).  No device and no
+ * connection has a thread of its own; each connection's requests are
+ * served one at a time, in order.  A request that blocks (a slow trapped
+ * access, a resume) holds up only its own connection: when every pool
+ * thread is stuck in a handler for 2 ms a watchdog adds one (up to 16 in
+ * all).  A client that stops reading its replies stops being read, and
+ * stalls nobody else.
  * When a client goes away its DMA mappings are unmapped and its instance is
  * closed, which is the kernel's close of a device fd: low power dropped
  * without signalling on the last close, interrupt eventfds released.
@@ -135,25 +140,27 @@ VFPM_API int vfpm_server_create(struct vfpm_device *dev, const char *socket_path
 VFPM_API int vfpm_server_create_fd(struct vfpm_device *dev, int listen_fd,
 			  const struct vfpm_server_opts *opts, struct vfpm_server **out);
 /*
- * Accept connections on the calling thread until vfpm_server_stop (each is
- * served on a thread of its own, as always).  0 once stopped; -EBUSY when
- * the server is already run or started, -EINVAL without a listening socket.
+ * Serve connections until vfpm_server_stop, as vfpm_server_start does, and
+ * return only then (the calling thread just waits).  0 once stopped; -EBUSY
+ * when the server is already run or started, -EINVAL without a listening
+ * socket.
  */
 VFPM_API int vfpm_server_run(struct vfpm_server *srv);
 /*
- * Accept connections in the background until vfpm_server_stop, as
- * vfpm_server_run does, on the process's one accepting thread: it serves
- * every started server (epoll on their listening sockets), starts with the
- * first and ends with the last one stopped, and holds two fds meanwhile.
+ * Serve connections in the background until vfpm_server_stop, on the
+ * process's event loop: one epoll set and a pool of two threads and a
+ * watchdog for every started server, which start with the first and end
+ * with the last one stopped (four fds meanwhile).
  * -EBUSY when the server is already started, run or stopped, -EINVAL
  * without a listening socket.
  */
 VFPM_API int vfpm_server_start(struct vfpm_server *srv);
 /*
  * Serve one already-connected AF_UNIX stream socket (an inetd-style
- * connection, one end of a socketpair) on the calling thread until the
- * client goes away or vfpm_server_stop, exactly as an accepted connection
- * is served: one open instance, the same limits and allowed_uids.  The
+ * connection, one end of a socketpair) until the client goes away or
+ * vfpm_server_stop, exactly as an accepted connection is served (in the
+ * server's loop, or the process's when it has none): one open instance,
+ * the same limits and allowed_uids.  The call returns when it is torn down.  The
  * server owns sock from the call on and closes it, whatever the outcome.
  * Any number of threads may do this at once, with or without
  * vfpm_server_run.  0 once the connection is torn down; -EACCES when the
@@ -203,7 +210,11 @@ VFPM_API int vfpm_loop_process(struct vfpm_loop *loop);
  * Listen in loop instead of the process's threaded loop; otherwise as
  * vfpm_server_start (-EBUSY, -EINVAL alike).  vfpm_server_stop then
  * drives loop itself until every connection is torn down, so it may be
- * called from the caller's loop thread (not from inside a callback).
+ * called from the caller's loop thread (not from inside a callback).  A
+ * request the model deferred completes first: a model that completes
+ * from the caller's own loop (a timerfd of the caller's, say) must do so
+ * before the caller stops the server, since stop runs only the vfpm
+ * loop's own work.
  */
 VFPM_API int vfpm_server_attach(struct vfpm_server *srv, struct vfpm_loop *loop);
 
@@ -238,11 +249,11 @@ VFPM_API void *vfpm_server_conn_priv(struct vfpm_server_conn *conn);
  * and the log says so; the process is never hurt).  The others are reached
  * with VFIO_USER_DMA_READ / DMA_WRITE messages: on the twin socket when the
  * client negotiated one, else on the main socket (QEMU), whose replies the
- * connection's thread hands over.  Over the main socket a DMA from the
- * connection's own thread (inside one of its requests) is -EDEADLK: the
- * reply could not be read, and QEMU answers only once our reply has come;
- * run such DMA on a thread of the model's (the memory device's engine
- * does).  A client that does not answer within msg_timeout_ms gives
+ * connection's handler hands over.  Over the main socket a DMA from inside
+ * one of that connection's requests, or from inside vfpm_loop_process, is
+ * -EDEADLK: the reply could not be read, and QEMU answers only once our
+ * reply has come; run such DMA on a thread of the model's (the memory
+ * device's engine does).  A client that does not answer within msg_timeout_ms gives
  * -ETIMEDOUT; a client error or a lost socket is returned as is.  Safe
  * from any thread until on_disconnect; an unmap waits for the accesses in
  * progress.
