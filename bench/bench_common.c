@@ -2,8 +2,10 @@
 /* Helpers shared by the vfpm benchmarks; see bench_common.h. */
 #include "bench_common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -334,6 +336,83 @@ void bench_enable_memory(struct vfpm_client *c)
 				     sizeof(cmd));
 	if (n != (ssize_t)sizeof(cmd))
 		bench_die("write the command register", n < 0 ? (int)n : EIO);
+}
+
+/* ---- the process's own fds and threads ---- */
+
+void bench_fd_census(struct bench_fd_census *c)
+{
+	static const char *const prefix[BENCH_FD_KINDS] = {
+		[BENCH_FD_SOCKET] = "socket:", [BENCH_FD_MEMFD] = "/memfd:",
+		[BENCH_FD_EVENTFD] = "anon_inode:[eventfd]",
+		[BENCH_FD_EPOLL] = "anon_inode:[eventpoll]",
+		[BENCH_FD_TIMERFD] = "anon_inode:[timerfd]",
+	};
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!d)
+		bench_die("/proc/self/fd", errno);
+	*c = (struct bench_fd_census){ 0 };
+	while ((e = readdir(d))) {
+		char link[PATH_MAX] = "", path[320];
+		enum bench_fd_kind k = BENCH_FD_OTHER;
+		ssize_t n;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0)
+			link[n] = '\0';
+		for (int i = 0; i < BENCH_FD_OTHER; i++)
+			if (strncmp(link, prefix[i], strlen(prefix[i])) == 0)
+				k = (enum bench_fd_kind)i;
+		c->kind[k]++;
+		c->total++;
+	}
+	closedir(d);
+}
+
+void bench_sample_threads(struct bench_sched *s, char *names, size_t len)
+{
+	DIR *d = opendir("/proc/self/task");
+	long self = (long)gettid();
+	struct dirent *e;
+
+	if (!d)
+		bench_die("/proc/self/task", errno);
+	*s = (struct bench_sched){ 0 };
+	if (names)
+		names[0] = '\0';
+	while ((e = readdir(d))) {
+		unsigned long long run, wait, slices;
+		char path[320], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.' || atol(e->d_name) == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;	/* a thread that just ended */
+		if (fscanf(f, "%llu %llu %llu", &run, &wait, &slices) == 3) {
+			s->run_ns += run;
+			s->slices += slices;
+		}
+		fclose(f);
+		if (!names)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		if (f)
+			fclose(f);
+		if (strlen(names) + strlen(comm) + 3 < len)
+			strcat(strcat(names, names[0] ? ", " : ""), comm);
+	}
+	closedir(d);
 }
 
 /* ---- the raw AF_UNIX baseline ---- */

@@ -94,6 +94,26 @@ long bench_threads(void);
 long bench_rss_kib(void);
 
 /*
+ * What this process's fds are, by the target of their /proc/self/fd links
+ * (the census's own directory fd left out).
+ */
+enum bench_fd_kind { BENCH_FD_SOCKET, BENCH_FD_MEMFD, BENCH_FD_EVENTFD, BENCH_FD_EPOLL,
+		     BENCH_FD_TIMERFD, BENCH_FD_OTHER, BENCH_FD_KINDS };
+struct bench_fd_census {
+	long total, kind[BENCH_FD_KINDS];
+};
+void bench_fd_census(struct bench_fd_census *c);
+/*
+ * CPU time and times scheduled in (/proc/self/task/TID/schedstat) summed over
+ * every thread of this process but the caller; with names, their names too
+ * (comma-separated, as many as fit in len).
+ */
+struct bench_sched {
+	uint64_t run_ns, slices;
+};
+void bench_sample_threads(struct bench_sched *s, char *names, size_t len);
+
+/*
  * The raw baseline: an AF_UNIX stream listener whose accepted peers are each
  * served by a thread that answers every req_size-byte message with a
  * reply_size-byte one, as a vfio-user server answers a REGION_READ.
