@@ -554,8 +554,8 @@ static void write_connected(const char *dir, const struct connected_result *r)
 		"VmRSS KiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	fprintf(md, "| before the first device | %ld | %ld | %ld | %ld | %ld | %ld | %ld | %ld | "
 		"%ld |\n", r->threads_before, f0->total, f0->kind[BENCH_FD_SOCKET],
-		f0->kind[BENCH_FD_MEMFD], f0->kind[BENCH_FD_EVENTFD], f0->kind[BENCH_FD_EPOLL], f0->kind[BENCH_FD_TIMERFD],
-		f0->kind[BENCH_FD_OTHER], r->rss_before_kib);
+		f0->kind[BENCH_FD_MEMFD], f0->kind[BENCH_FD_EVENTFD], f0->kind[BENCH_FD_EPOLL],
+		f0->kind[BENCH_FD_TIMERFD], f0->kind[BENCH_FD_OTHER], r->rss_before_kib);
 	fprintf(md, "| %ld served, all SUSPENDED | %ld | %ld | %ld | %ld | %ld | %ld | %ld | %ld "
 		"| %ld |\n", n, r->threads_idle, fd->total, fd->kind[BENCH_FD_SOCKET],
 		fd->kind[BENCH_FD_MEMFD], fd->kind[BENCH_FD_EVENTFD], fd->kind[BENCH_FD_EPOLL],
