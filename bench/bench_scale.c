@@ -282,8 +282,8 @@ static void write_report(const char *dir, const struct scale_result *r, int coun
 		"repetitions (median [min - max]). Wake one: LOW_POWER_ENTRY engaged on one "
 		"device, then a 4-byte read of BAR2 on it while SUSPENDED (resume included), "
 		"%d cycles: a REGION_READ over vfio-user when served, vfpm_instance_read "
-		"otherwise. N = 1 is the baseline. Issue 15's target: RSS <= 32 KiB per idle "
-		"or suspended device (10,000 devices).\n\n",
+		"otherwise. N = 1 is the baseline. Issue 15's targets are judged in 5b, with "
+		"connections.\n\n",
 		SUSPEND_REPS, WAKE_CYCLES);
 	fprintf(md, "| devices | mode | threads | PM workers | fds / device | RSS KiB / device | "
 		"active KiB / device | marginal KiB / device | create s | suspend all ms | per device us | "
