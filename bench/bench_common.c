@@ -374,25 +374,28 @@ void bench_fd_census(struct bench_fd_census *c)
 	closedir(d);
 }
 
-void bench_sample_threads(struct bench_sched *s, char *names, size_t len)
+void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t len)
 {
-	DIR *d = opendir("/proc/self/task");
-	long self = (long)gettid();
+	long self = pid ? -1 : (long)gettid();
+	char dir[64];
 	struct dirent *e;
+	DIR *d;
 
+	snprintf(dir, sizeof(dir), "/proc/%d/task", pid ? (int)pid : (int)getpid());
+	d = opendir(dir);
 	if (!d)
-		bench_die("/proc/self/task", errno);
+		bench_die(dir, errno);
 	*s = (struct bench_sched){ 0 };
 	if (names)
 		names[0] = '\0';
 	while ((e = readdir(d))) {
 		unsigned long long run, wait, slices;
-		char path[320], comm[32] = "";
+		char path[400], comm[32] = "";
 		FILE *f;
 
 		if (e->d_name[0] == '.' || atol(e->d_name) == self)
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		snprintf(path, sizeof(path), "%s/%s/schedstat", dir, e->d_name);
 		f = fopen(path, "r");
 		if (!f)
 			continue;	/* a thread that just ended */
@@ -403,7 +406,7 @@ void bench_sample_threads(struct bench_sched *s, char *names, size_t len)
 		fclose(f);
 		if (!names)
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
 		f = fopen(path, "r");
 		if (f && fgets(comm, sizeof(comm), f))
 			comm[strcspn(comm, "\n")] = '\0';

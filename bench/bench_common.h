@@ -104,14 +104,14 @@ struct bench_fd_census {
 };
 void bench_fd_census(struct bench_fd_census *c);
 /*
- * CPU time and times scheduled in (/proc/self/task/TID/schedstat) summed over
- * every thread of this process but the caller; with names, their names too
- * (comma-separated, as many as fit in len).
+ * CPU time and times scheduled in (/proc/PID/task/TID/schedstat) summed over
+ * every thread of process pid, or with pid 0 of this process but the calling
+ * thread; with names, their names too (comma-separated, as many as fit in len).
  */
 struct bench_sched {
 	uint64_t run_ns, slices;
 };
-void bench_sample_threads(struct bench_sched *s, char *names, size_t len);
+void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t len);
 
 /*
  * The raw baseline: an AF_UNIX stream listener whose accepted peers are each

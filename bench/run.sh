@@ -175,7 +175,7 @@ readme=$results/README.md
 	grep -E '^\| [12]\. ' "$data/rtt.md"
 	sed -n 's/^- \(.*\), 1 thread: \([0-9.]*x\) (target >= \([0-9.]*x\)): \(.*\)$/| PM fast path: mutex pair \/ \1 (1 thread) | \2 | >= \3 | \4 |/p' "$results/pm.md"
 	# Issue 15: every row of a section's target table (the ones with a verdict).
-	for part in scale-connected setup transitions syscalls; do
+	for part in scale-connected idle setup transitions syscalls; do
 		grep -E '\*\*(not )?met\*\* \|$' "$data/$part.md" || true
 	done
 	echo
