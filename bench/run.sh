@@ -51,8 +51,12 @@ run "3 runtime PM transitions" "$build/bench/bench-transitions" --out "$data"
 run "5 scale (and 10,000 served / 1,000 connected)" "$build/bench/bench-scale" --out "$data"
 run "6 idle cost" "$build/bench/bench-idle" --out "$data" --vfpm "$build/tools/vfpm" --seconds 10
 run "8 connection setup" "$build/bench/bench-setup" --out "$data"
-# perf stat -p on a server in a child process (perf is installed here).
-run "9 syscalls per request" "$build/bench/bench-syscalls" --out "$data"
+# perf stat -p on a server in a child process: without perf the section says so.
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+	run "9 syscalls per request" "$build/bench/bench-syscalls" --out "$data"
+else
+	printf '## 9. Syscalls per request on the server\n\nNot run: perf cannot count the raw_syscalls:sys_enter tracepoint here (perf missing, or perf_event_paranoid / tracefs refuse).\n\n' >"$data/syscalls.md"
+fi
 # A Linux guest under QEMU (TCG): vfpm's NVMe controller beside QEMU's own
 # (the vfpm side is skipped until vfpm serves one; all of it without root).
 run "7 NVMe under a Linux guest" bash bench/nvme-guest.sh "$build" --md "$data/nvme-guest.md"
