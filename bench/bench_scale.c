@@ -337,6 +337,7 @@ struct connected_result {
 	long fd_limit, fds_needed;
 	double create_s, connect_s;
 	long threads_before, threads_idle, threads_connected, threads_suspended;
+	long active_connected;		/* devices not SUSPENDED once the clients are in */
 	struct bench_fd_census fds_before, fds_devices, fds_connected;
 	long rss_before_kib, rss_devices_kib, rss_connected_kib, rss_suspended_kib;
 	double idle_seconds, idle_cpu_pct, idle_wakeups_per_s;
@@ -447,6 +448,8 @@ static void connected_server(const char *dir, struct connected_result *r, int re
 	pipe_send(ready, 'r');
 	pipe_expect(from_cli, 'c');
 	r->connect_s = (double)(bench_now_ns() - t0) / 1e9;
+	for (long i = 0; i < n; i++)
+		r->active_connected += vfpm_pm_status(vfpm_pci_pm(pdev[i])) != VFPM_PM_SUSPENDED;
 	r->threads_connected = bench_threads();
 	bench_fd_census(&r->fds_connected);
 	r->rss_connected_kib = bench_rss_kib();
@@ -560,8 +563,8 @@ static void write_connected(const char *dir, const struct connected_result *r)
 		"| %ld |\n", n, r->threads_idle, fd->total, fd->kind[BENCH_FD_SOCKET],
 		fd->kind[BENCH_FD_MEMFD], fd->kind[BENCH_FD_EVENTFD], fd->kind[BENCH_FD_EPOLL],
 		fd->kind[BENCH_FD_TIMERFD], fd->kind[BENCH_FD_OTHER], r->rss_devices_kib);
-	fprintf(md, "| + %ld connected, ACTIVE and idle | %ld | %ld | %ld | %ld | %ld | %ld | %ld "
-		"| %ld | %ld |\n", k, r->threads_connected, fc->total, fc->kind[BENCH_FD_SOCKET],
+	fprintf(md, "| + %ld connected (%ld devices ACTIVE), idle | %ld | %ld | %ld | %ld | %ld | "
+		"%ld | %ld | %ld | %ld |\n", k, r->active_connected, r->threads_connected, fc->total, fc->kind[BENCH_FD_SOCKET],
 		fc->kind[BENCH_FD_MEMFD], fc->kind[BENCH_FD_EVENTFD], fc->kind[BENCH_FD_EPOLL],
 		fc->kind[BENCH_FD_TIMERFD], fc->kind[BENCH_FD_OTHER], r->rss_connected_kib);
 	fprintf(md, "| the connected ones in low power, all SUSPENDED | %ld | | | | | | | | %ld "
