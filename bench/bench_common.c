@@ -385,7 +385,7 @@ void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t 
 	d = opendir(dir);
 	if (!d)
 		bench_die(dir, errno);
-	*s = (struct bench_sched){ 0 };
+	s->n = 0;
 	if (names)
 		names[0] = '\0';
 	while ((e = readdir(d))) {
@@ -399,9 +399,12 @@ void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t 
 		f = fopen(path, "r");
 		if (!f)
 			continue;	/* a thread that just ended */
-		if (fscanf(f, "%llu %llu %llu", &run, &wait, &slices) == 3) {
-			s->run_ns += run;
-			s->slices += slices;
+		if (fscanf(f, "%llu %llu %llu", &run, &wait, &slices) == 3 &&
+		    s->n < BENCH_MAX_THREADS) {
+			s->t[s->n].tid = atol(e->d_name);
+			s->t[s->n].run_ns = run;
+			s->t[s->n].slices = slices;
+			s->n++;
 		}
 		fclose(f);
 		if (!names)
@@ -416,6 +419,39 @@ void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t 
 			strcat(strcat(names, names[0] ? ", " : ""), comm);
 	}
 	closedir(d);
+}
+
+void bench_sched_delta(const struct bench_sched *a, const struct bench_sched *b,
+		       uint64_t *run_ns, uint64_t *slices, int *ended)
+{
+	*run_ns = *slices = 0;
+	*ended = a->n;
+	for (int i = 0; i < b->n; i++) {
+		uint64_t run0 = 0, slices0 = 0;
+
+		for (int j = 0; j < a->n; j++) {
+			if (a->t[j].tid == b->t[i].tid) {
+				run0 = a->t[j].run_ns;
+				slices0 = a->t[j].slices;
+				(*ended)--;
+			}
+		}
+		*run_ns += b->t[i].run_ns - run0;
+		*slices += b->t[i].slices - slices0;
+	}
+}
+
+void bench_rusage_others(uint64_t *cpu_us, uint64_t *switches)
+{
+	struct rusage all, mine;
+
+	if (getrusage(RUSAGE_SELF, &all) || getrusage(RUSAGE_THREAD, &mine))
+		bench_die("getrusage", errno);
+	*cpu_us = (uint64_t)(all.ru_utime.tv_sec + all.ru_stime.tv_sec -
+			     mine.ru_utime.tv_sec - mine.ru_stime.tv_sec) * 1000000u +
+		  (uint64_t)(all.ru_utime.tv_usec + all.ru_stime.tv_usec -
+			     mine.ru_utime.tv_usec - mine.ru_stime.tv_usec);
+	*switches = (uint64_t)(all.ru_nvcsw + all.ru_nivcsw - mine.ru_nvcsw - mine.ru_nivcsw);
 }
 
 /* ---- the raw AF_UNIX baseline ---- */

@@ -27,8 +27,8 @@
  * served by one process, K of them connected from a second process with the
  * client library (so that the client ends count nowhere), the server's own
  * threads, fds (by kind, from the /proc/self/fd links), RSS, and its threads'
- * CPU time and wakeups (schedstat) over an idle window once every device is
- * SUSPENDED.  The fd hard limit decides N: what does not fit is reported and
+ * CPU time and wakeups (getrusage, schedstat) over an idle window once every
+ * device is SUSPENDED.  The fd hard limit decides N: what does not fit is reported and
  * the largest N that does is measured.
  */
 #include "bench_common.h"
@@ -336,11 +336,14 @@ struct connected_result {
 	bool skipped;
 	long fd_limit, fds_needed;
 	double create_s, connect_s;
-	long threads_before, threads_idle, threads_connected, threads_suspended;
+	long threads_before, threads_idle, threads_connected, threads_lowpower;
+	long threads_suspended;
 	long active_connected;		/* devices not SUSPENDED once the clients are in */
 	struct bench_fd_census fds_before, fds_devices, fds_connected;
 	long rss_before_kib, rss_devices_kib, rss_connected_kib, rss_suspended_kib;
 	double idle_seconds, idle_cpu_pct, idle_wakeups_per_s;
+	double idle_sched_wakeups_per_s;	/* schedstat, threads alive at the end */
+	int idle_threads_ended;
 	char thread_names[256];
 };
 
@@ -414,7 +417,9 @@ static void connected_server(const char *dir, struct connected_result *r, int re
 {
 	long n = r->devices;
 	struct vfpm_pci_dev **pdev = calloc((size_t)n, sizeof(*pdev));
-	struct bench_sched a, b;
+	uint64_t cpu0, cpu1, sw0, sw1;
+	static struct bench_sched a, b;
+	uint64_t run_ns, slices;
 	char path[128];
 	uint64_t t0;
 
@@ -456,18 +461,28 @@ static void connected_server(const char *dir, struct connected_result *r, int re
 
 	pipe_send(to_cli, 'l');
 	pipe_expect(from_cli, 'l');
+	r->threads_lowpower = bench_threads();
 	for (long i = 0; i < n; i++)
 		wait_suspended(vfpm_pci_pm(pdev[i]));
 	r->rss_suspended_kib = bench_rss_kib();
 	/* Idle: every device SUSPENDED, the connected ones in low power. */
 	bench_sleep_ms(500);
 	t0 = bench_now_ns();
+	bench_rusage_others(&cpu0, &sw0);
 	bench_sample_threads(0, &a, NULL, 0);
 	bench_sleep_ms((unsigned int)(r->idle_seconds * 1000));
 	bench_sample_threads(0, &b, r->thread_names, sizeof(r->thread_names));
+	bench_rusage_others(&cpu1, &sw1);
 	r->idle_seconds = (double)(bench_now_ns() - t0) / 1e9;
-	r->idle_cpu_pct = 100.0 * (double)(b.run_ns - a.run_ns) / 1e9 / r->idle_seconds;
-	r->idle_wakeups_per_s = (double)(b.slices - a.slices) / r->idle_seconds;
+	/*
+	 * getrusage counts the threads that ended in the window too (a pool
+	 * thread the watchdog added and that left idle); schedstat only says
+	 * how many ended.
+	 */
+	bench_sched_delta(&a, &b, &run_ns, &slices, &r->idle_threads_ended);
+	r->idle_sched_wakeups_per_s = (double)slices / r->idle_seconds;
+	r->idle_cpu_pct = 100.0 * (double)(cpu1 - cpu0) / 1e6 / r->idle_seconds;
+	r->idle_wakeups_per_s = (double)(sw1 - sw0) / r->idle_seconds;
 	r->threads_suspended = bench_threads();
 	pipe_send(to_cli, 'q');
 	fflush(NULL);
@@ -522,6 +537,12 @@ static double per(long a, long b, long n)
 	return (double)(a - b) / (double)n;
 }
 
+static long other_fds(const struct bench_fd_census *c)
+{
+	return c->total - c->kind[BENCH_FD_SOCKET] - c->kind[BENCH_FD_MEMFD] -
+	       c->kind[BENCH_FD_EVENTFD];
+}
+
 static void write_connected(const char *dir, const struct connected_result *r)
 {
 	FILE *md = bench_open(dir, "scale-connected.md");
@@ -541,6 +562,8 @@ static void write_connected(const char *dir, const struct connected_result *r)
 		threads_max = r->threads_connected;
 	if (r->threads_suspended > threads_max)
 		threads_max = r->threads_suspended;
+	if (r->threads_lowpower > threads_max)
+		threads_max = r->threads_lowpower;
 	rss_idle = per(r->rss_connected_kib, r->rss_before_kib, n);
 	rss_suspended = per(r->rss_suspended_kib, r->rss_before_kib, n);
 	fprintf(md, "One server process (a fresh child) serves %ld memory devices, each its own "
@@ -549,7 +572,7 @@ static void write_connected(const char *dir, const struct connected_result *r)
 		"does: VERSION, GET_INFO, BAR0's region info with its fd (the server makes the "
 		"BAR's memfd), memory decode on; the device is then open and ACTIVE, and idle. "
 		"Then LOW_POWER_ENTRY on each, and every device reads SUSPENDED. All figures "
-		"are the server's own (/proc/self: status, fd links, task schedstat); the "
+		"are the server's own (/proc/self: status, fd links, task schedstat; getrusage); the "
 		"baseline is the same process before its first device. Creating the devices "
 		"took %.1f s, the %ld connections %.1f s.\n\n", n, k, n / k, r->create_s, k,
 		r->connect_s);
@@ -564,22 +587,24 @@ static void write_connected(const char *dir, const struct connected_result *r)
 		fd->kind[BENCH_FD_MEMFD], fd->kind[BENCH_FD_EVENTFD], fd->kind[BENCH_FD_EPOLL],
 		fd->kind[BENCH_FD_TIMERFD], fd->kind[BENCH_FD_OTHER], r->rss_devices_kib);
 	fprintf(md, "| + %ld connected (%ld devices ACTIVE), idle | %ld | %ld | %ld | %ld | %ld | "
-		"%ld | %ld | %ld | %ld |\n", k, r->active_connected, r->threads_connected, fc->total, fc->kind[BENCH_FD_SOCKET],
+		"%ld | %ld | %ld | %ld |\n", k, r->active_connected, r->threads_connected,
+		fc->total, fc->kind[BENCH_FD_SOCKET],
 		fc->kind[BENCH_FD_MEMFD], fc->kind[BENCH_FD_EVENTFD], fc->kind[BENCH_FD_EPOLL],
 		fc->kind[BENCH_FD_TIMERFD], fc->kind[BENCH_FD_OTHER], r->rss_connected_kib);
 	fprintf(md, "| the connected ones in low power, all SUSPENDED | %ld | | | | | | | | %ld "
-		"|\n\n", r->threads_suspended, r->rss_suspended_kib);
+		"|\n", r->threads_lowpower, r->rss_suspended_kib);
+	fprintf(md, "| after the idle window | %ld | | | | | | | | |\n\n", r->threads_suspended);
 	fprintf(md, "- fds: %.2f per device (%ld listening sockets for %ld devices, plus the "
 		"loop's own); %.2f per connection: %.2f sockets (the connection, and the "
 		"server's end of the twin DMA socket the vfpm client negotiates at VERSION), "
 		"%.2f memfds (BAR0's, made at the region info), %.2f eventfds, %.2f other.\n",
-		per(fd->total, f0->total, n), fd->kind[BENCH_FD_SOCKET] - f0->kind[BENCH_FD_SOCKET], n,
-		per(fc->total, fd->total, k), per(fc->kind[BENCH_FD_SOCKET], fd->kind[BENCH_FD_SOCKET], k),
+		per(fd->total, f0->total, n),
+		fd->kind[BENCH_FD_SOCKET] - f0->kind[BENCH_FD_SOCKET], n,
+		per(fc->total, fd->total, k),
+		per(fc->kind[BENCH_FD_SOCKET], fd->kind[BENCH_FD_SOCKET], k),
 		per(fc->kind[BENCH_FD_MEMFD], fd->kind[BENCH_FD_MEMFD], k),
 		per(fc->kind[BENCH_FD_EVENTFD], fd->kind[BENCH_FD_EVENTFD], k),
-		per(fc->total - fc->kind[BENCH_FD_SOCKET] - fc->kind[BENCH_FD_MEMFD] - fc->kind[BENCH_FD_EVENTFD],
-		    fd->total - fd->kind[BENCH_FD_SOCKET] - fd->kind[BENCH_FD_MEMFD] - fd->kind[BENCH_FD_EVENTFD],
-		    k));
+		per(other_fds(fc), other_fds(fd), k));
 	fprintf(md, "- RSS per device: %.1f KiB with none connected (all SUSPENDED), %.1f KiB "
 		"with %ld connected and ACTIVE, %.1f KiB once those are SUSPENDED too; a "
 		"connection adds %.1f KiB while ACTIVE (its device open, BAR0's memfd made; "
@@ -588,10 +613,13 @@ static void write_connected(const char *dir, const struct connected_result *r)
 		per(r->rss_devices_kib, r->rss_before_kib, n), rss_idle, k, rss_suspended,
 		per(r->rss_connected_kib, r->rss_devices_kib, k),
 		per(r->rss_suspended_kib, r->rss_devices_kib, k));
-	fprintf(md, "- Idle, every device SUSPENDED: the server's threads other than the "
-		"benchmark's own (%s) used %.4f %% of a CPU and were scheduled in %.1f times a "
-		"second over %.1f s (schedstat).\n\n", r->thread_names, r->idle_cpu_pct,
-		r->idle_wakeups_per_s, r->idle_seconds);
+	fprintf(md, "- Idle, every device SUSPENDED, over %.1f s: the server's threads other "
+		"than the benchmark's own (at the end: %s) used %.4f %% of a CPU and were "
+		"switched %.2f times a second (getrusage of the process minus the benchmark "
+		"thread's, ended threads included); schedstat of the threads alive at the end: "
+		"scheduled in %.2f times a second; %d thread(s) ended in the window.\n\n",
+		r->idle_seconds, r->thread_names, r->idle_cpu_pct, r->idle_wakeups_per_s,
+		r->idle_sched_wakeups_per_s, r->idle_threads_ended);
 	fprintf(md, "| target | figure | target | verdict |\n|---|---:|---:|---|\n");
 	fprintf(md, "| threads, %ld served / %ld connected | %ld | <= 16 | %s |\n", n, k,
 		threads_max, bench_verdict(threads_max <= 16));
@@ -603,9 +631,10 @@ static void write_connected(const char *dir, const struct connected_result *r)
 	fprintf(md, "| RSS per device, %ld served / %ld connected, all SUSPENDED | %.1f KiB | "
 		"<= 32 KiB | %s |\n", n, k, rss_suspended, bench_verdict(rss_suspended <= 32.0));
 	/* 0 is 0: no thread of the server ran in the window. */
-	fprintf(md, "| idle CPU, %ld served, all SUSPENDED | %.4f %% (%.1f wakeups/s) | 0 | "
+	fprintf(md, "| idle CPU, %ld served, all SUSPENDED | %.4f %% (%.2f switches/s) | 0 | "
 		"%s |\n\n", n, r->idle_cpu_pct, r->idle_wakeups_per_s,
-		bench_verdict(r->idle_cpu_pct == 0 && r->idle_wakeups_per_s == 0));
+		bench_verdict(r->idle_cpu_pct == 0 && r->idle_wakeups_per_s == 0 &&
+			      r->idle_sched_wakeups_per_s == 0));
 	bench_close(md, "scale-connected.md");
 }
 
