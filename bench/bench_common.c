@@ -2,8 +2,10 @@
 /* Helpers shared by the vfpm benchmarks; see bench_common.h. */
 #include "bench_common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -334,6 +336,122 @@ void bench_enable_memory(struct vfpm_client *c)
 				     sizeof(cmd));
 	if (n != (ssize_t)sizeof(cmd))
 		bench_die("write the command register", n < 0 ? (int)n : EIO);
+}
+
+/* ---- the process's own fds and threads ---- */
+
+void bench_fd_census(struct bench_fd_census *c)
+{
+	static const char *const prefix[BENCH_FD_KINDS] = {
+		[BENCH_FD_SOCKET] = "socket:", [BENCH_FD_MEMFD] = "/memfd:",
+		[BENCH_FD_EVENTFD] = "anon_inode:[eventfd]",
+		[BENCH_FD_EPOLL] = "anon_inode:[eventpoll]",
+		[BENCH_FD_TIMERFD] = "anon_inode:[timerfd]",
+	};
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!d)
+		bench_die("/proc/self/fd", errno);
+	*c = (struct bench_fd_census){ 0 };
+	while ((e = readdir(d))) {
+		char link[PATH_MAX] = "", path[320];
+		enum bench_fd_kind k = BENCH_FD_OTHER;
+		ssize_t n;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0)
+			link[n] = '\0';
+		for (int i = 0; i < BENCH_FD_OTHER; i++)
+			if (strncmp(link, prefix[i], strlen(prefix[i])) == 0)
+				k = (enum bench_fd_kind)i;
+		c->kind[k]++;
+		c->total++;
+	}
+	closedir(d);
+}
+
+void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t len)
+{
+	long self = pid ? -1 : (long)gettid();
+	char dir[64];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", pid ? (int)pid : (int)getpid());
+	d = opendir(dir);
+	if (!d)
+		bench_die(dir, errno);
+	s->n = 0;
+	if (names)
+		names[0] = '\0';
+	while ((e = readdir(d))) {
+		unsigned long long run, wait, slices;
+		char path[400], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.' || atol(e->d_name) == self)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/schedstat", dir, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;	/* a thread that just ended */
+		if (fscanf(f, "%llu %llu %llu", &run, &wait, &slices) == 3 &&
+		    s->n < BENCH_MAX_THREADS) {
+			s->t[s->n].tid = atol(e->d_name);
+			s->t[s->n].run_ns = run;
+			s->t[s->n].slices = slices;
+			s->n++;
+		}
+		fclose(f);
+		if (!names)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		if (f)
+			fclose(f);
+		if (strlen(names) + strlen(comm) + 3 < len)
+			strcat(strcat(names, names[0] ? ", " : ""), comm);
+	}
+	closedir(d);
+}
+
+void bench_sched_delta(const struct bench_sched *a, const struct bench_sched *b,
+		       uint64_t *run_ns, uint64_t *slices, int *ended)
+{
+	*run_ns = *slices = 0;
+	*ended = a->n;
+	for (int i = 0; i < b->n; i++) {
+		uint64_t run0 = 0, slices0 = 0;
+
+		for (int j = 0; j < a->n; j++) {
+			if (a->t[j].tid == b->t[i].tid) {
+				run0 = a->t[j].run_ns;
+				slices0 = a->t[j].slices;
+				(*ended)--;
+			}
+		}
+		*run_ns += b->t[i].run_ns - run0;
+		*slices += b->t[i].slices - slices0;
+	}
+}
+
+void bench_rusage_others(uint64_t *cpu_us, uint64_t *switches)
+{
+	struct rusage all, mine;
+
+	if (getrusage(RUSAGE_SELF, &all) || getrusage(RUSAGE_THREAD, &mine))
+		bench_die("getrusage", errno);
+	*cpu_us = (uint64_t)(all.ru_utime.tv_sec + all.ru_stime.tv_sec -
+			     mine.ru_utime.tv_sec - mine.ru_stime.tv_sec) * 1000000u +
+		  (uint64_t)(all.ru_utime.tv_usec + all.ru_stime.tv_usec -
+			     mine.ru_utime.tv_usec - mine.ru_stime.tv_usec);
+	*switches = (uint64_t)(all.ru_nvcsw + all.ru_nivcsw - mine.ru_nvcsw - mine.ru_nivcsw);
 }
 
 /* ---- the raw AF_UNIX baseline ---- */

@@ -94,6 +94,43 @@ long bench_threads(void);
 long bench_rss_kib(void);
 
 /*
+ * What this process's fds are, by the target of their /proc/self/fd links
+ * (the census's own directory fd left out).
+ */
+enum bench_fd_kind { BENCH_FD_SOCKET, BENCH_FD_MEMFD, BENCH_FD_EVENTFD, BENCH_FD_EPOLL,
+		     BENCH_FD_TIMERFD, BENCH_FD_OTHER, BENCH_FD_KINDS };
+struct bench_fd_census {
+	long total, kind[BENCH_FD_KINDS];
+};
+void bench_fd_census(struct bench_fd_census *c);
+/*
+ * CPU time and times scheduled in (/proc/PID/task/TID/schedstat) of every
+ * thread of process pid, or with pid 0 of this process but the calling
+ * thread; with names, their names too (comma-separated, as many as fit in len).
+ */
+#define BENCH_MAX_THREADS 256
+struct bench_sched {
+	int n;
+	struct {
+		long tid;
+		uint64_t run_ns, slices;
+	} t[BENCH_MAX_THREADS];
+};
+void bench_sample_threads(pid_t pid, struct bench_sched *s, char *names, size_t len);
+/*
+ * From sample a to sample b: CPU ns and times scheduled in of the threads of
+ * b (a thread new since a counts whole), and how many of a had ended by b
+ * (what those did after a is lost with them).
+ */
+void bench_sched_delta(const struct bench_sched *a, const struct bench_sched *b,
+		       uint64_t *run_ns, uint64_t *slices, int *ended);
+/*
+ * getrusage of this process minus that of the calling thread: CPU us and
+ * context switches of every other thread, ended ones included.
+ */
+void bench_rusage_others(uint64_t *cpu_us, uint64_t *switches);
+
+/*
  * The raw baseline: an AF_UNIX stream listener whose accepted peers are each
  * served by a thread that answers every req_size-byte message with a
  * reply_size-byte one, as a vfio-user server answers a REGION_READ.

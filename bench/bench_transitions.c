@@ -44,6 +44,8 @@
 #include "devices.h"
 
 #define SUSPEND_TIMEOUT_NS 5000000000ull
+/* Issue 15: from the wake request to the wakeup eventfd, 64 KiB BAR mapped. */
+#define WAKE_P99_TARGET_US 100.0
 
 enum figure { F_PUT_ASYNC, F_PUT_SYNC, F_READ_SUSPENDED, F_READ_ACTIVE, F_WAKE_EVENTFD,
 	      F_WAKE_UNMAPPED, F_HANDOFF, F_COUNT };
@@ -299,14 +301,20 @@ static void write_report(const char *dir, double *fig[F_COUNT], size_t cycles)
 		"(c) LOW_POWER_ENTRY_WITH_WAKEUP armed, SUSPENDED, timed from vfpm_pci_wake "
 		"(the backend's PME) until a blocking read of the eventfd returns, with memory "
 		"decode on (BAR0 mmap-able: LOW_POWER_ENTRY revokes the mapping and the wake "
-		"restores it, a 64 KiB copy and an mremap) and off. No target in issue 7; each "
-		"figure is followed by its baseline.\n\n", cycles);
+		"restores it, a 64 KiB copy and an mremap) and off. Each figure is followed by "
+		"its baseline. Issue 15's wake target is judged on (c) with memory decode on "
+		"(a 64 KiB BAR mapped): p99 < %.0f us.\n\n", cycles, WAKE_P99_TARGET_US);
 	fprintf(md, "| figure | p50 us | p99 us | min | max |\n|---|---:|---:|---:|---:|\n");
 	for (int f = 0; f < F_COUNT; f++) {
 		fprintf(md, "| %s | %.2f | %.2f | %.2f | %.2f |\n", figure_name[f], s[f].p50,
 			s[f].p99, s[f].min, s[f].max);
 		fprintf(dat, "%s %.3f %.3f\n", figure_label[f], s[f].p50, s[f].p99);
 	}
+	fprintf(md, "\n| target | figure | target | verdict |\n|---|---:|---:|---|\n");
+	fprintf(md, "| wake: vfpm_pci_wake -> wakeup eventfd, 64 KiB BAR mapped, p99 | %.2f us "
+		"(%.1fx the hand-off's p99) | < %.0f us | %s |\n", s[F_WAKE_EVENTFD].p99,
+		s[F_WAKE_EVENTFD].p99 / s[F_HANDOFF].p99, WAKE_P99_TARGET_US,
+		bench_verdict(s[F_WAKE_EVENTFD].p99 < WAKE_P99_TARGET_US));
 	fprintf(md, "\n![transitions](transitions.png)\n\n");
 	bench_close(dat, "transitions.dat");
 	bench_close(md, "transitions.md");

@@ -24,7 +24,7 @@ if ! command -v gnuplot >/dev/null; then
 		{ apt-get update >/dev/null && apt-get install -y gnuplot-nox >/dev/null; }
 fi
 
-for b in pm rtt concurrency transitions scale idle setup; do
+for b in pm rtt concurrency transitions scale idle setup syscalls; do
 	[ -x "$build/bench/bench-$b" ] || { echo "bench: $build/bench/bench-$b is missing" >&2; exit 1; }
 done
 [ -x "$build/tools/vfpm" ] || { echo "bench: $build/tools/vfpm is missing" >&2; exit 1; }
@@ -48,9 +48,15 @@ run "runtime PM fast path" "$build/bench/bench-pm" --md "$results/pm.md"
 run "1-2 round trip and PM wrapper" "$build/bench/bench-rtt" --out "$data"
 run "4 concurrency" "$build/bench/bench-concurrency" --out "$data"
 run "3 runtime PM transitions" "$build/bench/bench-transitions" --out "$data"
-run "5 scale" "$build/bench/bench-scale" --out "$data"
+run "5 scale (and 10,000 served / 1,000 connected)" "$build/bench/bench-scale" --out "$data"
 run "6 idle cost" "$build/bench/bench-idle" --out "$data" --vfpm "$build/tools/vfpm" --seconds 10
 run "8 connection setup" "$build/bench/bench-setup" --out "$data"
+# perf stat -p on a server in a child process: without perf the section says so.
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+	run "9 syscalls per request" "$build/bench/bench-syscalls" --out "$data"
+else
+	printf '## 9. Syscalls per request on the server\n\nNot run: perf cannot count the raw_syscalls:sys_enter tracepoint here (perf missing, or perf_event_paranoid / tracefs refuse).\n\n' >"$data/syscalls.md"
+fi
 # A Linux guest under QEMU (TCG): vfpm's NVMe controller beside QEMU's own
 # (the vfpm side is skipped until vfpm serves one; all of it without root).
 run "7 NVMe under a Linux guest" bash bench/nvme-guest.sh "$build" --md "$data/nvme-guest.md"
@@ -155,7 +161,7 @@ EOF
 # The report: targets first, then every benchmark's section.
 readme=$results/README.md
 {
-	echo "# vfpm benchmarks (issue 7)"
+	echo "# vfpm benchmarks (issues 7 and 15)"
 	echo
 	echo "Written by \`make bench\` (bench/run.sh): $started; machine: $machine;"
 	echo "tree: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' + local changes')."
@@ -165,13 +171,19 @@ readme=$results/README.md
 	echo
 	echo "## Targets"
 	echo
-	echo "| target | figure (median of paired ratios [min - max]) | target | verdict |"
+	echo "Ratios are medians of paired ratios [min - max] where a section says so; each row's"
+	echo "section below gives its method and its baseline."
+	echo
+	echo "| target | figure | target | verdict |"
 	echo "|---|---:|---:|---|"
 	grep -E '^\| [12]\. ' "$data/rtt.md"
 	sed -n 's/^- \(.*\), 1 thread: \([0-9.]*x\) (target >= \([0-9.]*x\)): \(.*\)$/| PM fast path: mutex pair \/ \1 (1 thread) | \2 | >= \3 | \4 |/p' "$results/pm.md"
-	grep -E '^\| vfpm / raw connection setup' "$data/setup.md"
+	# Issue 15: every row of a section's target table (the ones with a verdict).
+	for part in scale-connected idle setup transitions syscalls; do
+		grep -E '\*\*(not )?met\*\* \|$' "$data/$part.md" || true
+	done
 	echo
-	for part in rtt transitions concurrency scale idle nvme-guest setup; do
+	for part in rtt transitions concurrency scale scale-connected idle nvme-guest setup syscalls; do
 		cat "$data/$part.md"
 	done
 	echo "## Runtime PM fast path (bench-pm)"
