@@ -141,7 +141,8 @@ static void slot_free_locked(struct vfpm_loop *loop, uint32_t i)
 	loop->free_head = i;
 }
 
-int loop_src_add(struct vfpm_loop *loop, struct loop_src *src, int fd, uint32_t events)
+int loop_src_add(struct vfpm_loop *loop, struct loop_src *src, int fd, uint32_t events,
+		 uint64_t *id)
 {
 	int err;
 
@@ -149,6 +150,8 @@ int loop_src_add(struct vfpm_loop *loop, struct loop_src *src, int fd, uint32_t 
 	pthread_mutex_lock(&loop->lock);
 	err = slot_alloc_locked(loop, src);
 	pthread_mutex_unlock(&loop->lock);
+	if (!err && id)
+		*id = src->id;
 	if (err || fd < 0)
 		return err;
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd,
@@ -249,6 +252,22 @@ static void src_run(struct loop_src *src)
 	}
 }
 
+void loop_run_id(struct vfpm_loop *loop, uint64_t id)
+{
+	struct loop_src *src = NULL;
+	uint32_t i = (uint32_t)id;
+	bool won = false;
+
+	pthread_mutex_lock(&loop->lock);
+	if (i < loop->nslots && loop->slots[i].gen == (uint32_t)(id >> 32)) {
+		src = loop->slots[i].src;
+		won = src && src_claim(src);
+	}
+	pthread_mutex_unlock(&loop->lock);
+	if (won)
+		src_run(src);
+}
+
 void loop_src_kick(struct loop_src *src)
 {
 	struct vfpm_loop *loop = src->loop;
@@ -272,14 +291,23 @@ void loop_src_kick(struct loop_src *src)
 		eventfd_write(loop->kick_fd, 1);
 }
 
-/* Handle the kicked sources, one at a time, until the list is empty. */
+/*
+ * Handle the kicked sources, one at a time: those on the list now, not the
+ * ones kicked meanwhile (a source that kicks itself to give the others a
+ * turn must not keep this call going; they are the next call's).
+ */
 static int run_ready(struct vfpm_loop *loop)
 {
+	unsigned int budget = 0;
 	eventfd_t v;
 	int n = 0;
 
 	eventfd_read(loop->kick_fd, &v);
-	for (;;) {
+	pthread_mutex_lock(&loop->lock);
+	for (struct loop_src *s = loop->ready_head; s; s = s->ready_next)
+		budget++;
+	pthread_mutex_unlock(&loop->lock);
+	while (budget--) {
 		struct loop_src *src;
 		bool won;
 
@@ -287,7 +315,7 @@ static int run_ready(struct vfpm_loop *loop)
 		src = loop->ready_head;
 		if (!src) {
 			pthread_mutex_unlock(&loop->lock);
-			return n;
+			break;
 		}
 		loop->ready_head = src->ready_next;
 		if (!loop->ready_head)
@@ -299,6 +327,12 @@ static int run_ready(struct vfpm_loop *loop)
 			src_run(src);
 		n++;
 	}
+	/* What was kicked meanwhile keeps the loop's fd readable. */
+	pthread_mutex_lock(&loop->lock);
+	if (loop->ready_head)
+		eventfd_write(loop->kick_fd, 1);
+	pthread_mutex_unlock(&loop->lock);
+	return n;
 }
 
 /* ---- the tick ---- */
@@ -460,7 +494,7 @@ static bool pool_spawn_locked(struct vfpm_loop *loop)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err)
 		return false;
-	loop->nthreads++;
+	__atomic_add_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -541,9 +575,12 @@ static void *pool_main(void *arg)
 	for (;;) {
 		struct epoll_event ev;
 		int n;
+		/* The permanent threads sleep until there is work: an idle process never wakes. */
+		int timeout = __atomic_load_n(&loop->nthreads, __ATOMIC_RELAXED) > POOL_MIN ?
+			      POOL_IDLE_MS : -1;
 
 		atomic_fetch_add(&loop->idle, 1);
-		n = epoll_wait(loop->epfd, &ev, 1, POOL_IDLE_MS);
+		n = epoll_wait(loop->epfd, &ev, 1, timeout);
 		if (atomic_fetch_sub(&loop->idle, 1) == 1 && atomic_load(&loop->watch_waiting)) {
 			/* Nobody left waiting: have the watchdog keep an eye on the handlers. */
 			pthread_mutex_lock(&loop->lock);
@@ -563,7 +600,7 @@ static void *pool_main(void *arg)
 			pthread_mutex_lock(&loop->lock);
 			leave = loop->nthreads > POOL_MIN && !loop->quit;
 			if (leave) {
-				loop->nthreads--;
+				__atomic_sub_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
 				pthread_cond_broadcast(&loop->cond);
 			}
 			pthread_mutex_unlock(&loop->lock);
@@ -572,7 +609,7 @@ static void *pool_main(void *arg)
 		}
 	}
 	pthread_mutex_lock(&loop->lock);
-	loop->nthreads--;
+	__atomic_sub_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&loop->cond);
 	pthread_mutex_unlock(&loop->lock);
 	return NULL;

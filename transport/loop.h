@@ -42,8 +42,14 @@ struct loop_src {
 };
 
 void loop_src_init(struct loop_src *src, loop_src_fn fn);
-/* Put src (and fd, when not -1, with epoll events) in loop: 0 or -errno. */
-int loop_src_add(struct vfpm_loop *loop, struct loop_src *src, int fd, uint32_t events);
+/*
+ * Put src (and fd, when not -1, with epoll events) in loop: 0 or -errno.
+ * *id (may be NULL) is src's id, which stays safe to use (loop_run_id)
+ * when src may already be gone: once its fd is in the set, another thread
+ * may handle it, and free it.
+ */
+int loop_src_add(struct vfpm_loop *loop, struct loop_src *src, int fd, uint32_t events,
+		 uint64_t *id);
 /* The epoll events reported since the last call (the handler's). */
 uint32_t loop_src_events(struct loop_src *src);
 /* Change the epoll events of src's fd (any thread). */
@@ -56,6 +62,11 @@ int loop_src_modify(struct loop_src *src, int fd, uint32_t events);
 void loop_src_remove(struct loop_src *src, int fd, bool from_handler);
 /* Have src handled again soon, on the loop's threads or its caller (any thread). */
 void loop_src_kick(struct loop_src *src);
+/*
+ * Handle the source id names now, on this thread, unless it is gone or a
+ * handler of it runs already (which then runs again).
+ */
+void loop_run_id(struct vfpm_loop *loop, uint64_t id);
 
 /* Something in the loop has a deadline: have the loop's tick run (any thread). */
 void loop_tick_need(struct vfpm_loop *loop);

@@ -346,19 +346,24 @@ static void log_refused(const struct vfpm_server *srv, int sock, const char *why
 	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: %s", who, why);
 }
 
-/* Out of fds: drop the newest connection, so that the queue never stalls. */
-static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
+/*
+ * Out of fds: drop the newest connection, so that the queue never stalls.
+ * accept4 fails with EMFILE before it looks at the queue, so whether one was
+ * waiting is known only here: 1 one was dropped, 0 the queue is empty, -1
+ * no reserve either (pause until a connection ends).
+ */
+static int accept_at_fd_limit(struct vfpm_server *srv, int err)
 {
 	static struct vfpm_ratelimit rl;
 	char who[160];
 	int dropped = srv_drop_with_reserve(srv, who, sizeof(who));
 
 	if (dropped <= 0)
-		return dropped == 0;	/* -1, no reserve either: pause until a connection ends */
+		return dropped;
 	vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "%s: connection refused: the process is out of "
 		     "file descriptors (%s); the newest connection was closed", who,
 		     strerror(err));
-	return true;
+	return 1;
 }
 
 /* Accepting stops for a while: the tick tries again. */
@@ -366,8 +371,12 @@ static bool accept_at_fd_limit(struct vfpm_server *srv, int err)
 
 enum accept_result { ACCEPT_EMPTY, ACCEPT_DONE, ACCEPT_PAUSE };
 
-/* Link a new connection and put it in the loop (srv->lock not held): 0 or -errno. */
-static int conn_admit(struct vfpm_server *srv, struct vfpm_server_conn *conn, bool *gone)
+/*
+ * Link a new connection and put it in the loop (srv->lock not held), and
+ * with serve_now serve what it sent already on this thread: 0 or -errno.
+ */
+static int conn_admit(struct vfpm_server *srv, struct vfpm_server_conn *conn, bool *gone,
+		      bool serve_now)
 {
 	const char *why = NULL;
 	int err;
@@ -386,7 +395,12 @@ static int conn_admit(struct vfpm_server *srv, struct vfpm_server_conn *conn, bo
 	srv->live++;
 	pthread_cond_broadcast(&srv->cond);
 	pthread_mutex_unlock(&srv->lock);
-	return srv_conn_start(conn);
+	if (serve_now) {
+		static struct vfpm_ratelimit connected_rl;
+
+		vfpm_logf_rl(&connected_rl, VFPM_LOG_INFO, "%s: connected", conn->who);
+	}
+	return srv_conn_start(conn, serve_now);
 }
 
 void srv_conn_gone_locked(struct vfpm_server_conn *conn)
@@ -411,14 +425,16 @@ void srv_conn_gone_locked(struct vfpm_server_conn *conn)
 
 static enum accept_result accept_one(struct vfpm_server *srv)
 {
-	static struct vfpm_ratelimit connected_rl;
 	struct vfpm_server_conn *conn;
 	int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	int err;
 
 	if (sock < 0) {
-		if (errno == EMFILE || errno == ENFILE)
-			return accept_at_fd_limit(srv, errno) ? ACCEPT_DONE : ACCEPT_PAUSE;
+		if (errno == EMFILE || errno == ENFILE) {
+			int dropped = accept_at_fd_limit(srv, errno);
+
+			return dropped > 0 ? ACCEPT_DONE : dropped == 0 ? ACCEPT_EMPTY : ACCEPT_PAUSE;
+		}
 		if (errno == ENOBUFS || errno == ENOMEM)
 			return ACCEPT_PAUSE;
 		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -437,18 +453,22 @@ static enum accept_result accept_one(struct vfpm_server *srv)
 		close(sock);
 		return ACCEPT_PAUSE;
 	}
-	err = conn_admit(srv, conn, NULL);
+	/*
+	 * A client sends VERSION as soon as it is connected: it is served
+	 * here rather than on another thread woken for it.
+	 */
+	err = conn_admit(srv, conn, NULL, true);
 	if (err == -ESHUTDOWN || err == -EUSERS) {
 		close(sock);
 		srv_conn_free(conn);
 		return ACCEPT_DONE;
 	}
 	if (err) {
-		vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: %s", conn->who,
+		/* srv_conn_start has closed and freed it. */
+		vfpm_logf(VFPM_LOG_WARNING, "%s: connection refused: %s", srv->name,
 			  strerror(-err));
 		return ACCEPT_DONE;
 	}
-	vfpm_logf_rl(&connected_rl, VFPM_LOG_INFO, "%s: connected", conn->who);
 	return ACCEPT_DONE;
 }
 
@@ -567,7 +587,7 @@ static int srv_listen_in(struct vfpm_server *srv, struct vfpm_loop *loop)
 	if (!err) {
 		loop_src_init(&srv->listen_src, listen_handle);
 		err = loop_src_add(srv->loop, &srv->listen_src, srv->listen_fd,
-				   EPOLLIN | EPOLLET);
+				   EPOLLIN | EPOLLET, NULL);
 		if (err)
 			srv_loop_leave(srv);
 	}
@@ -714,7 +734,7 @@ int vfpm_server_serve_fd(struct vfpm_server *srv, int sock)
 			err = -ENOMEM;
 		}
 	} else {
-		err = conn_admit(srv, conn, &gone);
+		err = conn_admit(srv, conn, &gone, false);
 		if (err == -ESHUTDOWN || err == -EUSERS) {
 			close(sock);
 			srv_conn_free(conn);

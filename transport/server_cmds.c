@@ -339,12 +339,16 @@ void srv_conn_async_done(void *opaque, ssize_t result)
 {
 	struct vfpm_server_conn *conn = opaque;
 
+	/*
+	 * Its handler sends the reply and goes on with the connection.  The
+	 * kick is made under the lock: the handler may see done at once, end
+	 * the connection and free it, but not before it has had the lock.
+	 */
 	pthread_mutex_lock(&conn->pend.lock);
 	conn->pend.result = result;
 	conn->pend.done = true;
-	pthread_mutex_unlock(&conn->pend.lock);
-	/* Its handler sends the reply and goes on with the connection. */
 	loop_src_kick(&conn->src);
+	pthread_mutex_unlock(&conn->pend.lock);
 }
 
 /*

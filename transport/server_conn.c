@@ -380,6 +380,9 @@ static void conn_end(struct vfpm_server_conn *conn)
 	conn->dma_sock = -1;
 	srv_conn_gone_locked(conn);
 	pthread_mutex_unlock(&srv->lock);
+	/* A completion's kick, made under the lock, is over once we have had it. */
+	pthread_mutex_lock(&conn->pend.lock);
+	pthread_mutex_unlock(&conn->pend.lock);
 	srv_conn_free(conn);
 }
 
@@ -462,10 +465,11 @@ void srv_conn_free(struct vfpm_server_conn *conn)
 	free(conn);
 }
 
-int srv_conn_start(struct vfpm_server_conn *conn)
+int srv_conn_start(struct vfpm_server_conn *conn, bool serve_now)
 {
 	struct vfpm_server *srv = conn->srv;
-	int err = loop_src_add(srv->loop, &conn->src, conn->sock, CONN_EVENTS);
+	uint64_t id;
+	int err = loop_src_add(srv->loop, &conn->src, conn->sock, CONN_EVENTS, &id);
 
 	if (err) {
 		pthread_mutex_lock(&srv->lock);
@@ -478,6 +482,9 @@ int srv_conn_start(struct vfpm_server_conn *conn)
 	}
 	/* VERSION's deadline runs from now on. */
 	loop_tick_need(srv->loop);
+	/* conn may be served, and gone, on another thread already: only its id is safe. */
+	if (serve_now)
+		loop_run_id(srv->loop, id);
 	return 0;
 }
 

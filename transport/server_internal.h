@@ -253,8 +253,12 @@ int srv_dispatch_command(struct vfpm_server_conn *conn, struct vfpm_msg *m, stru
 /* A connection around sock (not linked, not in a loop yet); NULL when out of memory. */
 struct vfpm_server_conn *srv_conn_new(struct vfpm_server *srv, int sock);
 void srv_conn_free(struct vfpm_server_conn *conn);
-/* Put a linked connection in srv->loop: 0, or -errno (then it is freed and unlinked). */
-int srv_conn_start(struct vfpm_server_conn *conn);
+/*
+ * Put a linked connection in srv->loop: 0, or -errno (then it is freed and
+ * unlinked).  With serve_now, what it has sent is served on this thread.
+ * Either way conn may be gone when it returns.
+ */
+int srv_conn_start(struct vfpm_server_conn *conn, bool serve_now);
 /*
  * Send one message on the connection's socket (any thread), in order with
  * every other: what the socket does not take now is queued and sent when

@@ -10,17 +10,25 @@
  *
  * Usage: hostile-server DIR [--version-timeout MS] [--msg-timeout MS]
  *                           [--max-connections N] [--max-total-connections N]
+ *                           [--caller-loop 1]
  * Logs to stderr at info; writes DIR/ready once every socket listens; runs
- * until SIGTERM, then tears everything down and exits 0.
+ * until SIGTERM, then tears everything down and exits 0.  With
+ * --caller-loop the servers are attached to a loop the main thread drives
+ * (epoll on it and a signalfd), and the PM core's work runs there too: the
+ * library runs no thread (the devices' own backends still do).
  */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "devices.h"
 #include <vfpm/log.h>
+#include <vfpm/pm.h>
 #include <vfpm/transport.h>
 
 #include "test_model.h"
@@ -34,6 +42,8 @@ static unsigned int arg_uint(int argc, char **argv, const char *name)
 	return 0;
 }
 
+static struct vfpm_loop *loop;
+
 static struct vfpm_server *serve(struct vfpm_pci_dev *pdev, const char *dir, const char *name,
 				 const struct vfpm_server_opts *opts)
 {
@@ -42,7 +52,7 @@ static struct vfpm_server *serve(struct vfpm_pci_dev *pdev, const char *dir, con
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (vfpm_server_create(vfpm_pci_device(pdev), path, opts, &srv) ||
-	    vfpm_server_start(srv)) {
+	    (loop ? vfpm_server_attach(srv, loop) : vfpm_server_start(srv))) {
 		fprintf(stderr, "hostile-server: cannot serve %s\n", path);
 		exit(2);
 	}
@@ -78,6 +88,11 @@ int main(int argc, char **argv)
 	opts.max_connections = arg_uint(argc, argv, "--max-connections");
 	lim.max_connections = arg_uint(argc, argv, "--max-total-connections");
 	vfpm_transport_set_limits(&lim);
+	if (arg_uint(argc, argv, "--caller-loop") &&
+	    (vfpm_pm_worker_set_external(true) || vfpm_loop_create(&loop))) {
+		fprintf(stderr, "hostile-server: cannot set up the caller's loop\n");
+		return 2;
+	}
 
 	snprintf(backend, sizeof(backend), "%s/p.backend", argv[1]);
 	popts = (struct vfpm_poller_opts){ .backend_path = backend };
@@ -98,10 +113,24 @@ int main(int argc, char **argv)
 	f = fopen(ready, "w");
 	if (!f || fputs("ready\n", f) == EOF || fclose(f) == EOF)
 		return 2;
-	sigwait(&stop, &sig);
+	if (loop) {
+		struct pollfd pfd[2] = {
+			{ .fd = vfpm_loop_fd(loop), .events = POLLIN },
+			{ .fd = signalfd(-1, &stop, SFD_CLOEXEC), .events = POLLIN },
+		};
+
+		while (!pfd[1].revents) {
+			if (poll(pfd, 2, -1) > 0 && (pfd[0].revents & POLLIN))
+				vfpm_loop_process(loop);
+		}
+		close(pfd[1].fd);
+	} else {
+		sigwait(&stop, &sig);
+	}
 
 	for (int i = 0; i < 3; i++)
 		vfpm_server_destroy(srv[i]);
+	vfpm_loop_destroy(loop);
 	tm_destroy(a);
 	tm_destroy(b);
 	vfpm_poller_destroy(p);

@@ -182,8 +182,13 @@ static void server_start(struct hfix *f, rlim_t nofile, const char *const *args)
 	long deadline;
 	unsigned int n = 2;
 
-	for (; args && *args && n < 15; args++)
+	for (; args && *args && n < 13; args++)
 		argv[n++] = *args;
+	/* The caller-driven run: the server drives a loop of its own, no library thread. */
+	if (getenv("VFPM_TEST_LOOP") && !strcmp(getenv("VFPM_TEST_LOOP"), "caller")) {
+		argv[n++] = "--caller-loop";
+		argv[n++] = "1";
+	}
 	snprintf(ready, sizeof(ready), "%s/ready", f->dir);
 	f->pid = fork();
 	assert_true(f->pid >= 0);
