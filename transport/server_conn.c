@@ -99,23 +99,15 @@ int srv_conn_send(struct vfpm_server_conn *conn, struct vfio_user_header *hdr,
 		  const struct iovec *iov, unsigned int iovcnt, const int *fds, unsigned int nfds)
 {
 	struct iovec v[4];
-	size_t total = sizeof(*hdr);
-	unsigned int cnt = 1;
-	ssize_t sent = 0;
+	unsigned int cnt;
+	ssize_t sent = 0, total;
 	int err = 0;
 
 	if (iovcnt > 3)
 		return -EINVAL;
-	v[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(*hdr) };
-	for (unsigned int i = 0; i < iovcnt; i++) {
-		if (!iov[i].iov_len)
-			continue;
-		v[cnt++] = iov[i];
-		total += iov[i].iov_len;
-	}
-	if (total > UINT32_MAX)
-		return -E2BIG;
-	hdr->msg_size = (uint32_t)total;
+	total = vfpm_sock_msg_iov(hdr, iov, iovcnt, v, &cnt);
+	if (total < 0)
+		return (int)total;
 
 	pthread_mutex_lock(&conn->send_lock);
 	if (conn->send_closed) {
@@ -128,8 +120,8 @@ int srv_conn_send(struct vfpm_server_conn *conn, struct vfio_user_header *hdr,
 		}
 		if (sent < 0)
 			err = (int)sent;
-		else if ((size_t)sent < total)
-			err = out_queue(conn, v, cnt, total, (size_t)sent, fds, nfds);
+		else if (sent < total)
+			err = out_queue(conn, v, cnt, (size_t)total, (size_t)sent, fds, nfds);
 	}
 	pthread_mutex_unlock(&conn->send_lock);
 	return err;

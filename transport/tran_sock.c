@@ -655,6 +655,40 @@ int vfpm_sock_rx_poll(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 	}
 }
 
+/* The SCM_RIGHTS of nfds fds into mh, with ctl (FDS_CMSG_SPACE bytes) as its buffer. */
+static void put_fds(struct msghdr *mh, char *ctl, const int *fds, unsigned int nfds)
+{
+	struct cmsghdr *c;
+
+	memset(ctl, 0, FDS_CMSG_SPACE);
+	mh->msg_control = ctl;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+}
+
+ssize_t vfpm_sock_msg_iov(struct vfio_user_header *hdr, const struct iovec *iov,
+			  unsigned int iovcnt, struct iovec *v, unsigned int *cnt)
+{
+	size_t total = sizeof(*hdr);
+
+	*cnt = 1;
+	v[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(*hdr) };
+	for (unsigned int i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_len)
+			continue;
+		v[(*cnt)++] = iov[i];
+		total += iov[i].iov_len;
+	}
+	if (total > UINT32_MAX)
+		return -E2BIG;
+	hdr->msg_size = (uint32_t)total;
+	return (ssize_t)total;
+}
+
 ssize_t vfpm_sock_send_nb(int sock, const struct iovec *iov, unsigned int iovcnt, const int *fds,
 			  unsigned int nfds)
 {
@@ -667,18 +701,8 @@ ssize_t vfpm_sock_send_nb(int sock, const struct iovec *iov, unsigned int iovcnt
 
 	if (nfds > VFPM_SOCK_MAX_FDS)
 		return -EINVAL;
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(ctl.buf, 0, sizeof(ctl.buf));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
+	if (nfds)
+		put_fds(&mh, ctl.buf, fds, nfds);
 	do {
 		thread_syscalls++;
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -697,33 +721,16 @@ int vfpm_sock_send_msgv(int sock, struct vfio_user_header *hdr, const struct iov
 	} ctl;
 	struct iovec v[SEND_MAX_IOV + 1];
 	struct msghdr mh = { .msg_iov = v };
-	size_t total = sizeof(*hdr);
-	unsigned int first = 0, cnt = 1;
+	unsigned int first = 0, cnt;
+	ssize_t total;
 
 	if (iovcnt > SEND_MAX_IOV || nfds > VFPM_SOCK_MAX_FDS)
 		return -EINVAL;
-	v[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(*hdr) };
-	for (unsigned int i = 0; i < iovcnt; i++) {
-		if (!iov[i].iov_len)
-			continue;
-		v[cnt++] = iov[i];
-		total += iov[i].iov_len;
-	}
-	if (total > UINT32_MAX)
-		return -E2BIG;
-	hdr->msg_size = (uint32_t)total;
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(ctl.buf, 0, sizeof(ctl.buf));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
+	total = vfpm_sock_msg_iov(hdr, iov, iovcnt, v, &cnt);
+	if (total < 0)
+		return (int)total;
+	if (nfds)
+		put_fds(&mh, ctl.buf, fds, nfds);
 	while (first < cnt) {
 		ssize_t n;
 

@@ -115,6 +115,14 @@ int vfpm_sock_rx_poll(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 		      const struct vfpm_recv_limits *lim, bool *readable);
 
 /*
+ * The iovecs of a message: hdr (its msg_size set) then the non-empty ones of
+ * iov, in v (room for iovcnt + 1), their number in *cnt: the message's size,
+ * or -E2BIG.
+ */
+ssize_t vfpm_sock_msg_iov(struct vfio_user_header *hdr, const struct iovec *iov,
+			  unsigned int iovcnt, struct iovec *v, unsigned int *cnt);
+
+/*
  * One non-blocking sendmsg of iov (nfds fds with its first byte): the bytes
  * sent, -EAGAIN when none could be, or -errno.  SIGPIPE is never raised.
  */
