@@ -3,8 +3,9 @@
  * Eight clients on one device: seven issue requests while the eighth toggles
  * low power (ENTRY / ENTRY_WITH_WAKEUP / EXIT).  Every request succeeds, the
  * model is never touched while the device is not ACTIVE, and the device
- * ends suspended once everyone has left.  Also run under ThreadSanitizer
- * (make tsan).
+ * ends suspended once everyone has left.  And requests that block in the
+ * model, more of them than the event loop has threads, hold up only their
+ * own connections.  Also run under ThreadSanitizer (make tsan).
  */
 #include "test_util.h"
 
@@ -170,12 +171,73 @@ static void test_connect_churn(void **state)
 	pthread_barrier_destroy(&sh.start);
 }
 
+#define BLOCKED 6	/* more than the loop's two permanent threads */
+
+struct slow {
+	struct vfpm_client *c;
+	uint32_t value;
+	ssize_t ret;
+};
+
+static void *slow_thread(void *arg)
+{
+	struct slow *s = arg;
+
+	s->ret = vfpm_client_region_read(s->c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_SLOW, &s->value,
+					 4);
+	return NULL;
+}
+
+/*
+ * Six clients' reads wait in the model at once; a seventh client is still
+ * served.  On the threaded loop each waiting read holds a thread, so the
+ * reads reach the model only as the watchdog adds threads (the pool has two
+ * to start with), and the seventh needs one more; on the caller-driven loop
+ * the model defers them (t_read_gate_close) and its one thread goes on.
+ */
+static void test_blocked_requests_hold_up_only_their_own(void **state)
+{
+	struct tfix *f = *state;
+	struct slow s[BLOCKED];
+	pthread_t t[BLOCKED];
+	struct vfpm_client *other;
+	uint32_t cmd = 0;
+
+	for (unsigned int i = 0; i < BLOCKED; i++) {
+		s[i] = (struct slow){ .c = tfix_connect(f) };
+		t_enable_memory(s[i].c);
+	}
+	other = tfix_connect(f);
+	t_read_gate_close(f->model);
+	for (unsigned int i = 0; i < BLOCKED; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &s[i]), 0);
+	assert_int_equal(tm_read_gate_wait(f->model, BLOCKED, T_TIMEOUT_MS), 0);
+
+	/* Every one of them is inside its request: the other client is served all the same. */
+	assert_int_equal(vfpm_client_region_read(other, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND,
+						 &cmd, 2), 2);
+	assert_int_equal(vfpm_pm_status(tfix_pm(f)), VFPM_PM_ACTIVE);
+
+	tm_read_gate_open(f->model);
+	for (unsigned int i = 0; i < BLOCKED; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(s[i].ret, 4);
+		assert_int_equal(s[i].value, TM_SLOW_VALUE);
+		vfpm_client_close(s[i].c);
+	}
+	vfpm_client_close(other);
+	tfix_wait_conns(f, 0);
+	assert_int_equal(f->model->violations, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_eight_clients_toggling, tfix_setup,
 						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_connect_churn, tfix_setup, tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_blocked_requests_hold_up_only_their_own,
+						tfix_setup, tfix_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
