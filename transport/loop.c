@@ -3,24 +3,12 @@
  * The event loop of the transport (loop.h): sources in an epoll set, a ready
  * list of kicked sources, a tick for deadlines, and either a pool of
  * threads (the process's loop) or the caller (vfpm_loop_process) to run the
- * handlers.
- *
- * The pool is a leader/followers pool: every thread waits in epoll_wait for
- * one report and handles it itself, so a request costs no hand-off between
- * threads.  It keeps POOL_MIN threads.  A watchdog thread adds one when no
- * thread has been waiting for work and no handler has returned for
- * POOL_STALL_MS (the handlers are all stuck: slow models, say), up to
- * POOL_MAX; a thread beyond POOL_MIN that has waited POOL_IDLE_MS for work
- * leaves.  So idle devices and idle connections cost no thread, a flood of
- * quick requests does not grow the pool, and a request that blocks holds
- * up only its own connection (others wait POOL_STALL_MS at most for a
- * thread) while fewer than POOL_MAX block at once.
+ * handlers.  The process's loop's threads are in loop_pool.c.
  */
-#include "loop.h"
+#include "loop_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -29,68 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include <vfpm/pm.h>
 
 #include "base.h"
 #include "tran_sock.h"
-
-#define POOL_MIN 2u
-#define POOL_MAX 16u
-#define POOL_IDLE_MS 5000
-#define POOL_STALL_MS 2
-/* Handlers run models' code: the stack a connection thread used to have. */
-#define POOL_STACK (1024u * 1024u)
-#define PROCESS_BATCH 64
-
-/* Epoll data of the loop's own fds: generation 0, which no source has. */
-#define ID_KICK 0u
-#define ID_TIMER 1u
-#define ID_QUIT 2u
-#define ID_PM 3u
-
-struct loop_slot {
-	struct loop_src *src;		/* NULL: free */
-	uint32_t gen;			/* of the source in it, or of the next one */
-	uint32_t next_free;
-};
-
-struct vfpm_loop {
-	bool threaded;			/* immutable */
-	int epfd;			/* immutable */
-	int kick_fd;			/* eventfd, level-triggered: the ready list is not empty */
-	int timer_fd;			/* the tick */
-	int quit_fd;			/* eventfd, never read: the pool's threads leave */
-	int pm_fd;			/* the PM worker's fd in caller-driven mode, or -1 */
-
-	/* Protects slots, the ready list and the pool; cond: a source released, a thread left. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct loop_slot *slots;
-	uint32_t nslots, cap, free_head;
-	struct loop_src *ready_head, *ready_tail;
-	unsigned int nthreads;
-	bool quit;
-	pthread_attr_t thread_attr;	/* threaded only */
-	/* The watchdog (threaded only): watch_cond wakes it when no thread is left waiting. */
-	pthread_t watchdog;
-	bool has_watchdog;
-	pthread_cond_t watch_cond;
-	atomic_bool watch_waiting;	/* it waits for that */
-	atomic_ulong handled;		/* reports handled, for the watchdog */
-
-	atomic_uint idle;		/* pool threads waiting in epoll_wait */
-	atomic_uint release_waiters;	/* loop_src_remove calls waiting for a handler */
-
-	pthread_mutex_t tick_lock;	/* protects tick_armed and arming the timer */
-	bool tick_armed;
-
-	pthread_mutex_t servers_lock;	/* protects servers; held across the tick */
-	struct loop_node servers;	/* sentinel */
-	unsigned int nservers;
-};
-
-#define SLOT_NONE UINT32_MAX
 
 static _Thread_local const struct vfpm_loop *tls_processing;
 
@@ -407,7 +337,7 @@ void loop_unlink(struct vfpm_loop *loop, struct loop_node *n)
 
 /* ---- dispatching ---- */
 
-static void dispatch(struct vfpm_loop *loop, uint64_t id, uint32_t events)
+void loop_dispatch(struct vfpm_loop *loop, uint64_t id, uint32_t events)
 {
 	struct loop_src *src = NULL;
 	uint32_t i = (uint32_t)id;
@@ -463,156 +393,11 @@ int loop_process_wait(struct vfpm_loop *loop, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	tls_processing = loop;
 	for (int i = 0; i < n; i++)
-		dispatch(loop, ev[i].data.u64, ev[i].events);
+		loop_dispatch(loop, ev[i].data.u64, ev[i].events);
 	/* Kicked sources are handled even when the kick's report is not in this batch. */
 	n += run_ready(loop);
 	tls_processing = outer;
 	return n;
-}
-
-/* ---- the pool ---- */
-
-static void *pool_main(void *arg);
-
-/* One more thread (lock held): false when it could not be started. */
-static bool pool_spawn_locked(struct vfpm_loop *loop)
-{
-	pthread_t t;
-	sigset_t all, old;
-	int err;
-
-	/*
-	 * The application's signals are not for the pool; the faults of its
-	 * own accesses are (a client's truncated memfd raises SIGBUS in the
-	 * thread that touched it, which base.h's guard turns into an error).
-	 */
-	sigfillset(&all);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGSEGV);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&t, &loop->thread_attr, pool_main, loop);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
-		return false;
-	__atomic_add_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
-	return true;
-}
-
-/*
- * The watchdog: when no pool thread waits for work, see whether any handler
- * returns within POOL_STALL_MS; if none does, they are stuck, and one more
- * thread is started to serve the others.
- */
-static void *watchdog_main(void *arg);
-
-/* Start the watchdog (lock held; it is joinable, unlike the pool's threads). */
-static bool watchdog_start(struct vfpm_loop *loop)
-{
-	pthread_attr_t attr;
-	sigset_t all, old;
-	int err;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 64u * 1024u);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&loop->watchdog, &attr, watchdog_main, loop);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	return err == 0;
-}
-
-static void *watchdog_main(void *arg)
-{
-	static struct vfpm_ratelimit rl;
-	struct vfpm_loop *loop = arg;
-
-	pthread_setname_np(pthread_self(), "vfpm-loop-watch");
-	pthread_mutex_lock(&loop->lock);
-	while (!loop->quit) {
-		unsigned long before;
-		struct timespec ts;
-
-		atomic_store(&loop->watch_waiting, true);
-		while (!loop->quit && atomic_load(&loop->idle))
-			pthread_cond_wait(&loop->watch_cond, &loop->lock);
-		atomic_store(&loop->watch_waiting, false);
-		if (loop->quit)
-			break;
-		before = atomic_load(&loop->handled);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += POOL_STALL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		while (!loop->quit && pthread_cond_timedwait(&loop->watch_cond, &loop->lock,
-							     &ts) != ETIMEDOUT)
-			;
-		if (loop->quit || atomic_load(&loop->idle) || atomic_load(&loop->handled) != before)
-			continue;
-		if (loop->nthreads < POOL_MAX) {
-			pool_spawn_locked(loop);
-		} else {
-			pthread_mutex_unlock(&loop->lock);
-			vfpm_logf_rl(&rl, VFPM_LOG_WARNING, "SERVER: all %u request threads are "
-				     "stuck in handlers; new requests wait for one", POOL_MAX);
-			pthread_mutex_lock(&loop->lock);
-			/* Nothing to do until a handler returns: do not spin meanwhile. */
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&loop->watch_cond, &loop->lock, &ts);
-		}
-	}
-	pthread_mutex_unlock(&loop->lock);
-	return NULL;
-}
-
-static void *pool_main(void *arg)
-{
-	struct vfpm_loop *loop = arg;
-
-	pthread_setname_np(pthread_self(), "vfpm-loop");
-	for (;;) {
-		struct epoll_event ev;
-		int n;
-		/* The permanent threads sleep until there is work: an idle process never wakes. */
-		int timeout = __atomic_load_n(&loop->nthreads, __ATOMIC_RELAXED) > POOL_MIN ?
-			      POOL_IDLE_MS : -1;
-
-		atomic_fetch_add(&loop->idle, 1);
-		n = epoll_wait(loop->epfd, &ev, 1, timeout);
-		if (atomic_fetch_sub(&loop->idle, 1) == 1 && atomic_load(&loop->watch_waiting)) {
-			/* Nobody left waiting: have the watchdog keep an eye on the handlers. */
-			pthread_mutex_lock(&loop->lock);
-			pthread_cond_signal(&loop->watch_cond);
-			pthread_mutex_unlock(&loop->lock);
-		}
-		if (n == 1 && ev.data.u64 == ID_QUIT)
-			break;
-		if (n == 1) {
-			dispatch(loop, ev.data.u64, ev.events);
-			atomic_fetch_add(&loop->handled, 1);
-			continue;
-		}
-		if (n == 0) {
-			bool leave;
-
-			pthread_mutex_lock(&loop->lock);
-			leave = loop->nthreads > POOL_MIN && !loop->quit;
-			if (leave) {
-				__atomic_sub_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
-				pthread_cond_broadcast(&loop->cond);
-			}
-			pthread_mutex_unlock(&loop->lock);
-			if (leave)
-				return NULL;
-		}
-	}
-	pthread_mutex_lock(&loop->lock);
-	__atomic_sub_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
-	pthread_cond_broadcast(&loop->cond);
-	pthread_mutex_unlock(&loop->lock);
-	return NULL;
 }
 
 /* ---- loops ---- */
