@@ -182,11 +182,26 @@ static void src_run(struct loop_src *src)
 	}
 }
 
-void loop_run_id(struct vfpm_loop *loop, uint64_t id)
+/* Put src on the ready list (loop->lock held): true when the list was empty. */
+static bool ready_push_locked(struct vfpm_loop *loop, struct loop_src *src)
+{
+	bool was_empty = !loop->ready_head;
+
+	src->on_ready = true;
+	src->ready_next = NULL;
+	if (loop->ready_tail)
+		loop->ready_tail->ready_next = src;
+	else
+		loop->ready_head = src;
+	loop->ready_tail = src;
+	return was_empty;
+}
+
+void loop_run_id_once(struct vfpm_loop *loop, uint64_t id)
 {
 	struct loop_src *src = NULL;
 	uint32_t i = (uint32_t)id;
-	bool won = false;
+	bool won = false, kick = false;
 
 	pthread_mutex_lock(&loop->lock);
 	if (i < loop->nslots && loop->slots[i].gen == (uint32_t)(id >> 32)) {
@@ -194,8 +209,20 @@ void loop_run_id(struct vfpm_loop *loop, uint64_t id)
 		won = src && src_claim(src);
 	}
 	pthread_mutex_unlock(&loop->lock);
-	if (won)
-		src_run(src);
+	if (!won || !src->fn(src))
+		return;
+	/*
+	 * Released under the lock, which every claim takes: nobody can own src,
+	 * and free it, before it is on the ready list for what came meanwhile.
+	 */
+	pthread_mutex_lock(&loop->lock);
+	if (atomic_exchange(&src->state, LOOP_SRC_IDLE) == LOOP_SRC_AGAIN && !src->on_ready)
+		kick = ready_push_locked(loop, src);
+	if (atomic_load(&loop->release_waiters))
+		pthread_cond_broadcast(&loop->cond);
+	pthread_mutex_unlock(&loop->lock);
+	if (kick)
+		eventfd_write(loop->kick_fd, 1);
 }
 
 void loop_src_kick(struct loop_src *src)
@@ -208,14 +235,7 @@ void loop_src_kick(struct loop_src *src)
 		pthread_mutex_unlock(&loop->lock);
 		return;
 	}
-	was_empty = !loop->ready_head;
-	src->on_ready = true;
-	src->ready_next = NULL;
-	if (loop->ready_tail)
-		loop->ready_tail->ready_next = src;
-	else
-		loop->ready_head = src;
-	loop->ready_tail = src;
+	was_empty = ready_push_locked(loop, src);
 	pthread_mutex_unlock(&loop->lock);
 	if (was_empty)
 		eventfd_write(loop->kick_fd, 1);
@@ -252,6 +272,9 @@ static int run_ready(struct vfpm_loop *loop)
 			loop->ready_tail = NULL;
 		src->on_ready = false;
 		won = src_claim(src);
+		/* The rest are not held up behind this handler: an idle thread takes them. */
+		if (loop->threaded && loop->ready_head)
+			eventfd_write(loop->kick_fd, 1);
 		pthread_mutex_unlock(&loop->lock);
 		if (won)
 			src_run(src);

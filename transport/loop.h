@@ -63,10 +63,11 @@ void loop_src_remove(struct loop_src *src, int fd, bool from_handler);
 /* Have src handled again soon, on the loop's threads or its caller (any thread). */
 void loop_src_kick(struct loop_src *src);
 /*
- * Handle the source id names now, on this thread, unless it is gone or a
- * handler of it runs already (which then runs again).
+ * Run the handler of the source id names once, now, on this thread, unless
+ * it is gone or a handler of it runs already (which then runs again); what
+ * comes meanwhile is left to the loop (kicked), not run here.
  */
-void loop_run_id(struct vfpm_loop *loop, uint64_t id);
+void loop_run_id_once(struct vfpm_loop *loop, uint64_t id);
 
 /* Something in the loop has a deadline: have the loop's tick run (any thread). */
 void loop_tick_need(struct vfpm_loop *loop);

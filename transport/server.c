@@ -535,6 +535,9 @@ static int srv_loop_enter(struct vfpm_server *srv, struct vfpm_loop *want, bool 
 			srv->loop_global = !want;
 			srv->loop_users = 1;
 			loop_link(loop, &srv->node);
+			pthread_mutex_lock(&srv->lock);
+			srv->caller_loop = want;
+			pthread_mutex_unlock(&srv->lock);
 		}
 	}
 	pthread_mutex_unlock(&srv->loop_lock);
@@ -545,6 +548,9 @@ static void srv_loop_leave(struct vfpm_server *srv)
 {
 	pthread_mutex_lock(&srv->loop_lock);
 	if (!--srv->loop_users) {
+		pthread_mutex_lock(&srv->lock);
+		srv->caller_loop = NULL;
+		pthread_mutex_unlock(&srv->lock);
 		loop_unlink(srv->loop, &srv->node);
 		if (srv->loop_global)
 			loop_global_put(srv->loop);
@@ -557,9 +563,9 @@ static void srv_loop_leave(struct vfpm_server *srv)
 static void srv_wait(struct vfpm_server *srv, const bool *done_flag, const unsigned int *count)
 {
 	while (done_flag ? !*done_flag : *count != 0) {
-		struct vfpm_loop *loop = srv->loop;
+		struct vfpm_loop *loop = srv->caller_loop;
 
-		if (loop && !loop_threaded(loop)) {
+		if (loop) {
 			pthread_mutex_unlock(&srv->lock);
 			loop_process_wait(loop, LOOP_TICK_MS);
 			pthread_mutex_lock(&srv->lock);
@@ -570,7 +576,7 @@ static void srv_wait(struct vfpm_server *srv, const bool *done_flag, const unsig
 }
 
 /* Start listening in loop (NULL: the process's): 0 or -errno. */
-static int srv_listen_in(struct vfpm_server *srv, struct vfpm_loop *loop)
+static int srv_listen_in(struct vfpm_server *srv, struct vfpm_loop *loop, bool run)
 {
 	int err;
 
@@ -582,6 +588,7 @@ static int srv_listen_in(struct vfpm_server *srv, struct vfpm_loop *loop)
 		return -EBUSY;
 	}
 	srv->running = true;
+	srv->starting = true;
 	pthread_mutex_unlock(&srv->lock);
 	err = srv_loop_enter(srv, loop, false);
 	if (!err) {
@@ -591,12 +598,14 @@ static int srv_listen_in(struct vfpm_server *srv, struct vfpm_loop *loop)
 		if (err)
 			srv_loop_leave(srv);
 	}
-	if (err) {
-		pthread_mutex_lock(&srv->lock);
+	pthread_mutex_lock(&srv->lock);
+	srv->starting = false;
+	if (err)
 		srv->running = false;
-		pthread_cond_broadcast(&srv->cond);
-		pthread_mutex_unlock(&srv->lock);
-	}
+	else if (run)
+		srv->run_waiting = true;	/* with starting cleared: stop leaves unlistening to run */
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
 	return err;
 }
 
@@ -625,11 +634,10 @@ int vfpm_server_run(struct vfpm_server *srv)
 		return srv->listen_fd < 0 ? -EINVAL : 0;
 	}
 	pthread_mutex_unlock(&srv->lock);
-	err = srv_listen_in(srv, NULL);
+	err = srv_listen_in(srv, NULL, true);
 	if (err)
 		return err;
 	pthread_mutex_lock(&srv->lock);
-	srv->run_waiting = true;
 	while (!srv->stopping)
 		pthread_cond_wait(&srv->cond, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
@@ -643,14 +651,14 @@ int vfpm_server_run(struct vfpm_server *srv)
 
 int vfpm_server_start(struct vfpm_server *srv)
 {
-	return srv_listen_in(srv, NULL);
+	return srv_listen_in(srv, NULL, false);
 }
 
 int vfpm_server_attach(struct vfpm_server *srv, struct vfpm_loop *loop)
 {
 	if (!srv || !loop)
 		return -EINVAL;
-	return srv_listen_in(srv, loop);
+	return srv_listen_in(srv, loop, false);
 }
 
 void vfpm_server_stop(struct vfpm_server *srv)
@@ -673,6 +681,9 @@ void vfpm_server_stop(struct vfpm_server *srv)
 			shutdown(c->dma_sock, SHUT_RDWR);
 	}
 	pthread_cond_broadcast(&srv->cond);
+	/* A listener being put in its loop is there (or failed) first. */
+	while (srv->starting)
+		pthread_cond_wait(&srv->cond, &srv->lock);
 	/* vfpm_server_run stops listening on its own thread. */
 	unlisten = srv->running && !srv->run_waiting;
 	pthread_mutex_unlock(&srv->lock);

@@ -28,6 +28,12 @@
 /* Messages one handler run serves before the other sources get a turn. */
 #define CONN_BUDGET 16
 #define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
+/*
+ * Commands read while a request is pending (for the DMA replies behind
+ * them) wait here: this many, or this much payload, and reading stops.
+ */
+#define CONN_HELD_MAX 8u
+#define CONN_HELD_BYTES (64u * 1024u)
 
 static struct vfpm_server_conn *to_conn(struct loop_src *src)
 {
@@ -219,6 +225,34 @@ static bool deliver_reply(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 	return true;
 }
 
+/* Keep a command that came while a request is pending (it is served after it). */
+static int hold(struct vfpm_server_conn *conn, struct vfpm_msg *m)
+{
+	if (!conn->held) {
+		conn->held = malloc(CONN_HELD_MAX * sizeof(*conn->held));
+		if (!conn->held) {
+			vfpm_msg_release(m);
+			return -ENOMEM;
+		}
+	}
+	conn->held[conn->nheld++] = *m;
+	conn->held_bytes += m->len;
+	return 0;
+}
+
+/* The oldest command held; the array goes with the last one. */
+static void unhold(struct vfpm_server_conn *conn, struct vfpm_msg *m)
+{
+	*m = conn->held[0];
+	conn->nheld--;
+	conn->held_bytes -= m->len;
+	memmove(conn->held, conn->held + 1, conn->nheld * sizeof(*conn->held));
+	if (!conn->nheld) {
+		free(conn->held);
+		conn->held = NULL;
+	}
+}
+
 /*
  * Serve what is there: 0 when the handler may return, or what ends the
  * connection.  *more: the budget ran out with messages perhaps left.
@@ -243,25 +277,34 @@ static int conn_serve(struct vfpm_server_conn *conn, bool *more)
 				return err;
 		}
 	}
-	for (int budget = CONN_BUDGET; budget; budget--) {
+	/*
+	 * The first run, on the accepting thread, serves one message (VERSION,
+	 * which never reaches the model): whatever follows goes to the loop,
+	 * so that no client can hold up accepting for its device.
+	 */
+	for (int budget = conn->first_run ? 1 : CONN_BUDGET; budget; budget--) {
 		struct vfpm_msg m;
 
 		if (conn->pend.active) {
-			/* Only the replies our DMA waits for are taken in; a command waits. */
-			if (conn->have_held)
+			/*
+			 * Reading goes on for the replies a model's DMA waits for
+			 * (perhaps to complete this very request); the commands
+			 * read meanwhile wait in order, a few at most.
+			 */
+			if (conn->nheld == CONN_HELD_MAX || conn->held_bytes >= CONN_HELD_BYTES)
 				return 0;
 			err = next_msg(conn, &m);
 			if (err)
 				return err == -EAGAIN ? 0 : err;
 			if (!deliver_reply(conn, &m)) {
-				conn->held = m;
-				conn->have_held = true;
+				err = hold(conn, &m);
+				if (err)
+					return err;
 			}
 			continue;
 		}
-		if (conn->have_held) {
-			m = conn->held;
-			conn->have_held = false;
+		if (conn->nheld) {
+			unhold(conn, &m);
 		} else {
 			err = next_msg(conn, &m);
 			if (err)
@@ -276,7 +319,8 @@ static int conn_serve(struct vfpm_server_conn *conn, bool *more)
 		if (out_pending(conn))
 			return 0;
 	}
-	*more = true;
+	/* Out of turns: come back if there is more (buffered, or perhaps in the socket). */
+	*more = conn->rx.end > conn->rx.start || conn->rx.big || conn->readable || conn->peer_hup;
 	return 0;
 }
 
@@ -332,9 +376,14 @@ static void conn_end(struct vfpm_server_conn *conn)
 
 	/* What came after the last message served (and its fds) is dropped. */
 	vfpm_sock_rx_release(&conn->rx);
-	if (conn->have_held)
-		vfpm_msg_release(&conn->held);
-	conn->have_held = false;
+	while (conn->nheld) {
+		struct vfpm_msg m;
+
+		unhold(conn, &m);
+		vfpm_msg_release(&m);
+	}
+	free(conn->held);
+	conn->held = NULL;
 	/* No more replies will come: a model waiting for one gives up now. */
 	srv_main_dma_close(conn);
 	log_end(conn, conn->end_err);
@@ -392,6 +441,7 @@ static bool conn_handle(struct loop_src *src)
 		conn->peer_hup = true;
 	if (!conn->ending)
 		err = conn_serve(conn, &more);
+	conn->first_run = false;
 	if (err && !conn->end_err)
 		conn->end_err = err;
 	if (conn->end_err || conn->ending) {
@@ -444,6 +494,7 @@ struct vfpm_server_conn *srv_conn_new(struct vfpm_server *srv, int sock)
 	loop_src_init(&conn->src, conn_handle);
 	conn->async = (struct vfpm_async){ .complete = srv_conn_async_done, .opaque = conn };
 	atomic_init(&conn->dl_version, conn->accepted_ms + srv->opts.version_timeout_ms);
+	conn->first_run = true;
 	return conn;
 }
 
@@ -476,7 +527,7 @@ int srv_conn_start(struct vfpm_server_conn *conn, bool serve_now)
 	loop_tick_need(srv->loop);
 	/* conn may be served, and gone, on another thread already: only its id is safe. */
 	if (serve_now)
-		loop_run_id(srv->loop, id);
+		loop_run_id_once(srv->loop, id);
 	return 0;
 }
 

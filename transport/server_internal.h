@@ -126,14 +126,17 @@ struct vfpm_server_conn {
 	bool readable;			/* the socket may hold bytes not read yet */
 	bool peer_hup;			/* epoll said the client hung up */
 	bool hup_read;			/* this run has read on after a short read for it */
+	bool first_run;			/* its first handler run serves one message */
 	bool ending;			/* over, waiting for a pending request to come back */
 	int end_err;			/* what ended it */
 	uint32_t bad_msg_size;		/* the msg_size that ended the connection */
 	struct vfpm_caps peer;		/* the client's capabilities */
 	struct dma_table dma;
 	struct vfpm_sock_rx rx;		/* what the client sent and was not served yet */
-	struct vfpm_msg held;		/* a command that came while a request was pending */
-	bool have_held;
+	/* Commands that came while a request was pending, oldest first (malloc'd while any). */
+	struct vfpm_msg *held;
+	unsigned int nheld;
+	size_t held_bytes;
 	struct conn_pending pend;
 	struct vfpm_async async;	/* immutable: srv_conn_async_done, the conn */
 
@@ -222,7 +225,10 @@ struct vfpm_server {
 	bool stopping;
 	bool running;			/* listening in a loop: started, run or attached */
 	bool run_waiting;		/* vfpm_server_run is waiting for stop */
+	bool starting;			/* running, but the listener is not in its loop yet */
 	bool accept_paused;		/* out of fds or memory: the tick retries */
+	/* srv->loop when the caller drives it (stop and serve_fd drive it then), else NULL. */
+	struct vfpm_loop *caller_loop;
 };
 
 

@@ -10,8 +10,10 @@
 #include "test_util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <linux/pci_regs.h>
@@ -230,6 +232,48 @@ static void test_blocked_requests_hold_up_only_their_own(void **state)
 	assert_int_equal(f->model->violations, 0);
 }
 
+/*
+ * A client whose first write holds VERSION and a read that blocks in the
+ * model: another client of the same device is still accepted and answered
+ * (the first run of a connection, on the thread that accepted it, serves
+ * only its VERSION).
+ */
+static void test_first_burst_does_not_stop_accepting(void **state)
+{
+	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8}}";
+	struct vfio_user_version v = { .major = VFIO_USER_MAJOR, .minor = VFIO_USER_MINOR };
+	struct vfio_user_region_access ra = {
+		.offset = TM_REG_SLOW, .region = VFIO_PCI_BAR2_REGION_INDEX, .count = 4,
+	};
+	uint8_t ver[sizeof(struct vfio_user_version) + sizeof(json)];
+	struct tfix *f = *state;
+	struct vfpm_client *c0 = tfix_connect(f);
+
+	memcpy(ver, &v, sizeof(v));
+	memcpy(ver + sizeof(v), json, sizeof(json));
+	t_enable_memory(c0);
+	for (int trial = 0; trial < 5; trial++) {
+		struct pollfd p;
+		int a, b;
+
+		t_read_gate_close(f->model);
+		a = raw_connect(f->path);
+		assert_int_equal(raw_send(a, 1, VFIO_USER_VERSION, 0, ver, sizeof(ver), NULL, 0), 0);
+		assert_int_equal(raw_send(a, 2, VFIO_USER_REGION_READ, 0, &ra, sizeof(ra), NULL, 0),
+				 0);
+		assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
+		b = raw_connect(f->path);
+		assert_int_equal(raw_send(b, 1, VFIO_USER_VERSION, 0, ver, sizeof(ver), NULL, 0), 0);
+		p = (struct pollfd){ .fd = b, .events = POLLIN };
+		assert_int_equal(poll(&p, 1, T_TIMEOUT_MS), 1);
+		tm_read_gate_open(f->model);
+		close(a);
+		close(b);
+		tfix_wait_conns(f, 1);
+	}
+	vfpm_client_close(c0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +281,8 @@ int main(void)
 						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_connect_churn, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_blocked_requests_hold_up_only_their_own,
+						tfix_setup, tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_first_burst_does_not_stop_accepting,
 						tfix_setup, tfix_teardown),
 	};
 

@@ -831,6 +831,78 @@ static void test_dma_without_twin_socket(void **state)
 	vfpm_client_close(c);
 }
 
+struct dma_reader {
+	struct vfpm_server_conn *conn;
+	int err;
+};
+
+static void *dma_reader_thread(void *arg)
+{
+	struct dma_reader *r = arg;
+	uint8_t buf[8];
+
+	r->err = vfpm_server_dma_read(r->conn, 0x10000, buf, sizeof(buf));
+	return NULL;
+}
+
+/*
+ * A request the model deferred is pending and the client (QEMU-style, no
+ * twin socket) has sent another command behind it: a model thread's DMA
+ * over the main socket still gets its reply (reading goes on, the command
+ * waits), and the command is served after the deferred one, in order.
+ */
+static void test_dma_reply_behind_held_command(void **state)
+{
+	struct vfio_user_dma_map map = {
+		.argsz = sizeof(map), .flags = VFIO_USER_DMA_F_READ | VFIO_USER_DMA_F_WRITE,
+		.addr = 0x10000, .size = 0x1000,
+	};
+	struct vfio_user_region_access slow = {
+		.offset = TM_REG_SLOW, .region = VFIO_PCI_BAR2_REGION_INDEX, .count = 4,
+	};
+	struct vfio_user_region_access cfg = {
+		.offset = 0, .region = VFIO_PCI_CONFIG_REGION_INDEX, .count = 2,
+	};
+	struct tfix *f = *state;
+	struct vfpm_client *c0 = tfix_connect(f);
+	struct dma_reader r = { .err = 1 };
+	uint8_t reply[16 + 8] = { 0 };
+	struct vfpm_msg m;
+	pthread_t t;
+	int a;
+
+	t_enable_memory(c0);
+	a = raw_connect(f->path);
+	raw_version(a);
+	assert_int_equal(raw_send(a, 2, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0), 0);
+	raw_expect_ok(a, 2, VFIO_USER_DMA_MAP);
+	/* Its first device command opens its instance. */
+	assert_int_equal(raw_send(a, 3, VFIO_USER_REGION_READ, 0, &cfg, sizeof(cfg), NULL, 0), 0);
+	raw_expect_ok(a, 3, VFIO_USER_REGION_READ);
+	r.conn = f->model->last_conn;
+	tm_read_gate_close_deferred(f->model);
+	assert_int_equal(raw_send(a, 4, VFIO_USER_REGION_READ, 0, &slow, sizeof(slow), NULL, 0), 0);
+	assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
+	assert_int_equal(raw_send(a, 5, VFIO_USER_REGION_READ, 0, &cfg, sizeof(cfg), NULL, 0), 0);
+
+	assert_int_equal(pthread_create(&t, NULL, dma_reader_thread, &r), 0);
+	raw_recv(a, &m);
+	assert_int_equal(m.hdr.command, VFIO_USER_DMA_READ);
+	memcpy(reply, m.payload, 16);
+	assert_int_equal(raw_send(a, m.hdr.msg_id, VFIO_USER_DMA_READ, VFIO_USER_F_TYPE_REPLY,
+				  reply, sizeof(reply), NULL, 0), 0);
+	vfpm_msg_release(&m);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.err, 0);
+
+	/* Then the deferred read completes, and the held command is served after it. */
+	tm_read_gate_open(f->model);
+	raw_expect_ok(a, 4, VFIO_USER_REGION_READ);
+	raw_expect_ok(a, 5, VFIO_USER_REGION_READ);
+	close(a);
+	vfpm_client_close(c0);
+}
+
 /* The socket file is 0600 whatever the umask, or the mode asked for. */
 static void test_socket_mode(void **state)
 {
@@ -1013,6 +1085,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_feature_probe, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma, tfix_setup, tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma_through_device, tfix_setup, tfix_teardown),
+		cmocka_unit_test_setup_teardown(test_dma_reply_behind_held_command, tfix_setup,
+						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_dma_without_twin_socket, tfix_setup,
 						tfix_teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode, tfix_setup, tfix_teardown),
