@@ -14,7 +14,12 @@
 #include "loop.h"
 
 #define POOL_MIN 2u
-#define POOL_MAX 16u
+/*
+ * Threads for handlers stuck at once: a client can keep a handler waiting
+ * (a model's DMA over its twin socket it does not answer, up to
+ * msg_timeout_ms), so this is well above what one client may hold.
+ */
+#define POOL_MAX 256u
 #define POOL_IDLE_MS 5000
 #define POOL_STALL_MS 2
 /* Handlers run models' code: the stack a connection thread used to have. */

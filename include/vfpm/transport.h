@@ -11,7 +11,7 @@
  * connection has a thread of its own; each connection's requests are
  * served one at a time, in order.  A request that blocks (a slow trapped
  * access, a resume) holds up only its own connection: when every pool
- * thread is stuck in a handler for 2 ms a watchdog adds one (up to 16 in
+ * thread is stuck in a handler for 2 ms a watchdog adds one (up to 256 in
  * all).  A client that stops reading its replies stops being read, and
  * stalls nobody else.
  * When a client goes away its DMA mappings are unmapped and its instance is
