@@ -130,7 +130,7 @@ struct vfpm_pci_cap_desc {
 	 * never crossing a dword.  read may change buf (filled with the
 	 * current bytes) before the user sees it; write is told the bytes
 	 * after the masked write landed.  Both run with the device active,
-	 * on the requesting connection's thread, under the core's
+	 * on the thread serving the request, under the core's
 	 * configuration lock (one hook at a time per device): they must not
 	 * call back into the core but for vfpm_pci_cfg_raw_read/write.  0 or
 	 * -errno: the access fails (a write's masked bytes stay written).

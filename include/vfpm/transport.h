@@ -84,10 +84,13 @@ struct vfpm_server_opts {
 	const uid_t *allowed_uids;
 	unsigned int n_allowed_uids;
 	/*
-	 * Called on the connection's thread once its instance is open, and
-	 * when it goes away (before its DMA mappings are unmapped and its
-	 * instance closed).  After on_disconnect returns the conn must not be
-	 * used again.  Either may be NULL.
+	 * Called on the thread serving the connection once its instance is
+	 * open, and when it goes away (before its DMA mappings are unmapped
+	 * and its instance closed).  After on_disconnect returns the conn
+	 * must not be used again.  A thread serves many connections in turn:
+	 * a model finds the connection of a request from its instance
+	 * (vfpm_server_conn_instance), never from the thread.  Either may be
+	 * NULL.
 	 */
 	void (*on_connect)(struct vfpm_server_conn *conn, void *opaque);
 	void (*on_disconnect)(struct vfpm_server_conn *conn, void *opaque);

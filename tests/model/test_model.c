@@ -11,11 +11,12 @@
 #include <vfpm/transport.h>
 
 /*
- * The connection whose request the calling thread serves: the server calls
- * on_connect, and every request of that connection, on the connection's
- * thread.
+ * The instance whose BAR access the calling thread serves (tm_bar_rw): its
+ * connection is the one whose instance it is.  A thread serves many
+ * connections in turn (the server's event loop), so the connection is
+ * found from the request, never from the thread.
  */
-static _Thread_local struct vfpm_server_conn *own_conn;
+static _Thread_local struct vfpm_instance *cur_inst;
 
 static struct test_model *to_model(struct vfpm_pci_dev *pdev)
 {
@@ -198,10 +199,16 @@ static int reg_dma(struct test_model *m, uint32_t cmd)
 /* TM_REG_BULK_DMA: the register file from offset 0, errors ignored. */
 static void bulk_dma(struct test_model *m, uint32_t cmd)
 {
-	struct vfpm_server_conn *conn = own_conn;
+	struct vfpm_server_conn *conn = NULL, *own_conn = NULL;
 	size_t len = cmd & 0xfff;
 	uint64_t addr;
 
+	/* m->lock is held: a connection found here stays until the DMA is done. */
+	for (unsigned int i = 0; cur_inst && i < TM_MAX_CONNS; i++) {
+		if (m->conns[i] && vfpm_server_conn_instance(m->conns[i]) == cur_inst)
+			own_conn = m->conns[i];
+	}
+	conn = own_conn;
 	memcpy(&addr, m->bar2 + TM_REG_BULK_DMA_ADDR, sizeof(addr));
 	if (cmd & TM_BULK_DEVICE) {
 		if (cmd & TM_BULK_TO_CLIENT)
@@ -326,7 +333,9 @@ static ssize_t tm_bar_rw(struct vfpm_pci_dev *pdev, struct vfpm_instance *inst,
 	atomic_fetch_add(&m->bar_accesses, 1);
 	switch (bar) {
 	case 2:
+		cur_inst = inst;
 		ret = bar2_rw(m, inst, offset, buf, count, write);
+		cur_inst = NULL;
 		break;
 	case 4:
 		/* Trapped (not mappable): beyond the MSI-X table, nothing. */
@@ -510,7 +519,6 @@ void tm_on_connect(struct vfpm_server_conn *conn, void *opaque)
 		}
 	}
 	m->last_conn = conn;
-	own_conn = conn;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -525,8 +533,6 @@ void tm_on_disconnect(struct vfpm_server_conn *conn, void *opaque)
 	}
 	if (m->last_conn == conn)
 		m->last_conn = NULL;
-	if (own_conn == conn)
-		own_conn = NULL;
 	pthread_mutex_unlock(&m->lock);
 }
 
