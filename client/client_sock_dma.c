@@ -146,8 +146,6 @@ static void *sock_dma_thread(void *arg)
 		.max_fds = 0,
 	};
 
-	/* Named, so that a program (and the tests) can tell it from its own threads. */
-	pthread_setname_np(pthread_self(), "vfpm-client-dma");
 	for (;;) {
 		struct vfpm_msg m;
 		int err = vfpm_sock_rx_next(&d->rx, d->sock, &m, &lim);
@@ -210,6 +208,9 @@ int sock_dma_add(struct sock_dma *d, const struct vfpm_client_dma *map)
 	if (!d->started) {
 		err = -pthread_create(&d->thread, NULL, sock_dma_thread, d);
 		d->started = !err;
+		/* Named before it is seen: a program (and the tests) can tell it from its own. */
+		if (!err)
+			pthread_setname_np(d->thread, "vfpm-client-dma");
 	}
 	if (!err && d->count == d->cap) {
 		unsigned int cap = d->cap ? d->cap * 2 : 8;

@@ -389,8 +389,6 @@ static void run_first_work(void)
 static void *worker_main(void *arg)
 {
 	(void)arg;
-	/* Named, so that a program (and the tests) can tell the pool's threads from its own. */
-	pthread_setname_np(pthread_self(), "vfpm-pm");
 	pthread_mutex_lock(&pool.lock);
 	while (!pool.stop) {
 		uint64_t next = fire_expired_timers();
@@ -418,6 +416,8 @@ static int pool_start(void)
 		err = pthread_create(&pool.threads[pool.nthreads], NULL, worker_main, NULL);
 		if (err)
 			return -err;
+		/* Named before anyone looks: a program (and the tests) tells them from its own. */
+		pthread_setname_np(pool.threads[pool.nthreads], "vfpm-pm");
 	}
 	return 0;
 }

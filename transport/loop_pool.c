@@ -43,6 +43,8 @@ bool pool_spawn_locked(struct vfpm_loop *loop)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err)
 		return false;
+	/* Named before anyone can look (the tests count threads by name). */
+	pthread_setname_np(t, "vfpm-loop");
 	__atomic_add_fetch(&loop->nthreads, 1, __ATOMIC_RELAXED);
 	return true;
 }
@@ -68,6 +70,8 @@ bool watchdog_start(struct vfpm_loop *loop)
 	err = pthread_create(&loop->watchdog, &attr, watchdog_main, loop);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	if (!err)
+		pthread_setname_np(loop->watchdog, "vfpm-loop-watch");
 	return err == 0;
 }
 
@@ -76,7 +80,6 @@ static void *watchdog_main(void *arg)
 	static struct vfpm_ratelimit rl;
 	struct vfpm_loop *loop = arg;
 
-	pthread_setname_np(pthread_self(), "vfpm-loop-watch");
 	pthread_mutex_lock(&loop->lock);
 	while (!loop->quit) {
 		unsigned long before;
@@ -120,7 +123,6 @@ static void *pool_main(void *arg)
 {
 	struct vfpm_loop *loop = arg;
 
-	pthread_setname_np(pthread_self(), "vfpm-loop");
 	for (;;) {
 		struct epoll_event ev;
 		int n;
