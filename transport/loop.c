@@ -197,19 +197,33 @@ static bool ready_push_locked(struct vfpm_loop *loop, struct loop_src *src)
 	return was_empty;
 }
 
-void loop_run_id_once(struct vfpm_loop *loop, uint64_t id)
+/*
+ * The source id names, owned by the caller now (NULL: gone, a stale id, or
+ * its handler runs already and will run again), its report's events noted.
+ */
+static struct loop_src *claim_id(struct vfpm_loop *loop, uint64_t id, uint32_t events)
 {
 	struct loop_src *src = NULL;
 	uint32_t i = (uint32_t)id;
-	bool won = false, kick = false;
 
 	pthread_mutex_lock(&loop->lock);
-	if (i < loop->nslots && loop->slots[i].gen == (uint32_t)(id >> 32)) {
+	if (i < loop->nslots && loop->slots[i].gen == (uint32_t)(id >> 32))
 		src = loop->slots[i].src;
-		won = src && src_claim(src);
+	if (src) {
+		atomic_fetch_or(&src->revents, events);
+		if (!src_claim(src))
+			src = NULL;
 	}
 	pthread_mutex_unlock(&loop->lock);
-	if (!won || !src->fn(src))
+	return src;
+}
+
+void loop_run_id_once(struct vfpm_loop *loop, uint64_t id)
+{
+	struct loop_src *src = claim_id(loop, id, 0);
+	bool kick = false;
+
+	if (!src || !src->fn(src))
 		return;
 	/*
 	 * Released under the lock, which every claim takes: nobody can own src,
@@ -362,9 +376,7 @@ void loop_unlink(struct vfpm_loop *loop, struct loop_node *n)
 
 void loop_dispatch(struct vfpm_loop *loop, uint64_t id, uint32_t events)
 {
-	struct loop_src *src = NULL;
-	uint32_t i = (uint32_t)id;
-	bool won = false;
+	struct loop_src *src;
 
 	switch (id) {
 	case ID_KICK:
@@ -381,15 +393,8 @@ void loop_dispatch(struct vfpm_loop *loop, uint64_t id, uint32_t events)
 	default:
 		break;
 	}
-	pthread_mutex_lock(&loop->lock);
-	if (i < loop->nslots && loop->slots[i].gen == (uint32_t)(id >> 32)) {
-		src = loop->slots[i].src;
-		if (src)
-			atomic_fetch_or(&src->revents, events);
-		won = src && src_claim(src);
-	}
-	pthread_mutex_unlock(&loop->lock);
-	if (won)
+	src = claim_id(loop, id, events);
+	if (src)
 		src_run(src);
 }
 
