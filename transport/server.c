@@ -201,25 +201,48 @@ const char *srv_drop_reason(struct vfpm_server_conn *conn, int err, char *buf, s
 	}
 }
 
+bool srv_deliver_reply(struct vfpm_server_conn *conn, struct vfpm_msg *m)
+{
+	static struct vfpm_ratelimit rl;
+
+	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY)
+		return false;
+	if (srv_main_dma_deliver(conn, m))
+		vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: a reply (msg_id %u, command %u) that "
+			     "answers nothing of ours; ignored", conn->who, m->hdr.msg_id,
+			     m->hdr.command);
+	vfpm_msg_release(m);
+	return true;
+}
+
+/*
+ * A command's outcome: err (negative: refused, logged) or the reply r.  m
+ * and r are released; the answer is sent unless the client asked for none
+ * or send is false.  0 or what sending failed with.
+ */
+static int answer(struct vfpm_server_conn *conn, struct vfpm_msg *m, struct srv_reply *r,
+		  int err, bool send)
+{
+	if (err < 0)
+		vfpm_logf(VFPM_LOG_DEBUG, "%s: command %u (msg_id %u) refused: %s", conn->who,
+			  m->hdr.command, m->hdr.msg_id, strerror(-err));
+	/* Fds the handler did not take are closed here, whatever happened. */
+	vfpm_msg_release(m);
+	if (send && !(m->hdr.flags & VFIO_USER_F_NO_REPLY))
+		err = err < 0 ? srv_send_error(conn, &m->hdr, -err) : send_reply(conn, &m->hdr, r);
+	else
+		err = 0;
+	srv_reply_release(r);
+	return err;
+}
+
 int srv_serve_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 {
 	struct srv_reply r = { .iovcnt = 0 };
-	bool no_reply;
 	int err;
 
-	/* A reply is the answer to a DMA message of ours, never a command. */
-	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
-		static struct vfpm_ratelimit rl;
-
-		if (srv_main_dma_deliver(conn, m))
-			vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: a reply (msg_id %u, command %u) "
-				     "that answers nothing of ours; ignored", conn->who,
-				     m->hdr.msg_id, m->hdr.command);
-		vfpm_msg_release(m);
+	if (srv_deliver_reply(conn, m))
 		return 0;
-	}
-
-	no_reply = m->hdr.flags & VFIO_USER_F_NO_REPLY;
 	err = process_msg(conn, m, &r);
 	if (err == -EINPROGRESS) {
 		/* The model completes it later: the message and the reply wait with it. */
@@ -228,16 +251,7 @@ int srv_serve_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 		conn->pend.r = r;
 		return -EINPROGRESS;
 	}
-	if (err < 0)
-		vfpm_logf(VFPM_LOG_DEBUG, "%s: command %u (msg_id %u) refused: %s", conn->who,
-			  m->hdr.command, m->hdr.msg_id, strerror(-err));
-	/* Fds the handler did not take are closed here, whatever happened. */
-	vfpm_msg_release(m);
-	if (!no_reply)
-		err = err < 0 ? srv_send_error(conn, &m->hdr, -err) : send_reply(conn, &m->hdr, &r);
-	else
-		err = 0;
-	srv_reply_release(&r);
+	err = answer(conn, m, &r, err, true);
 	if (err)
 		return err;
 	return conn->close_after_reply ? -ECONNABORTED : 0;
@@ -246,19 +260,10 @@ int srv_serve_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 int srv_finish_pending(struct vfpm_server_conn *conn)
 {
 	struct conn_pending *p = &conn->pend;
-	bool no_reply = p->m.hdr.flags & VFIO_USER_F_NO_REPLY;
-	int err = srv_region_finish(conn, &p->m, &p->r, p->result);
+	/* A connection that is ending only waited for the model: nothing is sent. */
+	int err = answer(conn, &p->m, &p->r, srv_region_finish(conn, &p->m, &p->r, p->result),
+			 !conn->end_err);
 
-	if (err < 0)
-		vfpm_logf(VFPM_LOG_DEBUG, "%s: command %u (msg_id %u) refused: %s", conn->who,
-			  p->m.hdr.command, p->m.hdr.msg_id, strerror(-err));
-	vfpm_msg_release(&p->m);
-	if (!no_reply && !conn->end_err)
-		err = err < 0 ? srv_send_error(conn, &p->m.hdr, -err) :
-				send_reply(conn, &p->m.hdr, &p->r);
-	else
-		err = 0;
-	srv_reply_release(&p->r);
 	pthread_mutex_lock(&p->lock);
 	p->active = false;
 	p->done = false;

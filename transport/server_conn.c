@@ -210,21 +210,6 @@ static int next_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 	return err;
 }
 
-/* A reply from the client answers a DMA message of ours, never a command. */
-static bool deliver_reply(struct vfpm_server_conn *conn, struct vfpm_msg *m)
-{
-	static struct vfpm_ratelimit rl;
-
-	if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY)
-		return false;
-	if (srv_main_dma_deliver(conn, m))
-		vfpm_logf_rl(&rl, VFPM_LOG_DEBUG, "%s: a reply (msg_id %u, command %u) that "
-			     "answers nothing of ours; ignored", conn->who, m->hdr.msg_id,
-			     m->hdr.command);
-	vfpm_msg_release(m);
-	return true;
-}
-
 /* Keep a command that came while a request is pending (it is served after it). */
 static int hold(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 {
@@ -253,6 +238,19 @@ static void unhold(struct vfpm_server_conn *conn, struct vfpm_msg *m)
 	}
 }
 
+/* A pending request the model has completed meanwhile is answered: 0 or -errno. */
+static int finish_if_done(struct vfpm_server_conn *conn)
+{
+	bool done;
+
+	if (!conn->pend.active)
+		return 0;
+	pthread_mutex_lock(&conn->pend.lock);
+	done = conn->pend.done;
+	pthread_mutex_unlock(&conn->pend.lock);
+	return done ? srv_finish_pending(conn) : 0;
+}
+
 /*
  * Serve what is there: 0 when the handler may return, or what ends the
  * connection.  *more: the budget ran out with messages perhaps left.
@@ -265,18 +263,9 @@ static int conn_serve(struct vfpm_server_conn *conn, bool *more)
 	err = out_flush(conn);
 	if (err)
 		return err == -EAGAIN ? 0 : err;
-	if (conn->pend.active) {
-		bool done;
-
-		pthread_mutex_lock(&conn->pend.lock);
-		done = conn->pend.done;
-		pthread_mutex_unlock(&conn->pend.lock);
-		if (done) {
-			err = srv_finish_pending(conn);
-			if (err)
-				return err;
-		}
-	}
+	err = finish_if_done(conn);
+	if (err)
+		return err;
 	/*
 	 * The first run, on the accepting thread, serves one message (VERSION,
 	 * which never reaches the model): whatever follows goes to the loop,
@@ -296,7 +285,7 @@ static int conn_serve(struct vfpm_server_conn *conn, bool *more)
 			err = next_msg(conn, &m);
 			if (err)
 				return err == -EAGAIN ? 0 : err;
-			if (!deliver_reply(conn, &m)) {
+			if (!srv_deliver_reply(conn, &m)) {
 				err = hold(conn, &m);
 				if (err)
 					return err;
@@ -446,15 +435,7 @@ static bool conn_handle(struct loop_src *src)
 		conn->end_err = err;
 	if (conn->end_err || conn->ending) {
 		/* A request still out with the model comes back first (its completion kicks us). */
-		if (conn->pend.active) {
-			bool done;
-
-			pthread_mutex_lock(&conn->pend.lock);
-			done = conn->pend.done;
-			pthread_mutex_unlock(&conn->pend.lock);
-			if (done)
-				srv_finish_pending(conn);
-		}
+		finish_if_done(conn);
 		conn->ending = conn->pend.active;
 		if (!conn->ending) {
 			atomic_store(&conn->serving_tid, 0);

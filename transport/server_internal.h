@@ -272,6 +272,8 @@ int srv_conn_start(struct vfpm_server_conn *conn, bool serve_now);
  */
 int srv_conn_send(struct vfpm_server_conn *conn, struct vfio_user_header *hdr,
 		  const struct iovec *iov, unsigned int iovcnt, const int *fds, unsigned int nfds);
+/* A reply from the client answers a DMA message of ours: handed over (and m released), true. */
+bool srv_deliver_reply(struct vfpm_server_conn *conn, struct vfpm_msg *m);
 /* Serve one whole message the handler received (server.c): as the handler's loop expects. */
 int srv_serve_msg(struct vfpm_server_conn *conn, struct vfpm_msg *m);
 /* Send the error reply to req. */
