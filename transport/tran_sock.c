@@ -494,6 +494,36 @@ static int rx_fill(struct vfpm_sock_rx *rx, int sock, const struct vfpm_recv_lim
 	return 0;
 }
 
+/*
+ * The begun head message's rest is waited for from now: its deadline, once.
+ * A message's time runs from when it is first waited for, not from when
+ * its first byte came in behind a request that took its time.
+ */
+static void rx_wait_starts(struct vfpm_sock_rx *rx, const struct vfpm_recv_limits *lim)
+{
+	if (lim->msg_timeout_ms && !rx->head_deadline_ms)
+		rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+}
+
+/*
+ * The head message's size (0 while its header is not whole), or -EBADMSG /
+ * -E2BIG with the header in m (the stream cannot be believed any more).
+ */
+static ssize_t rx_head_size(const struct vfpm_sock_rx *rx, const struct vfpm_recv_limits *lim,
+			    struct vfpm_msg *m)
+{
+	uint32_t size;
+
+	if (rx->end - rx->start < VFIO_USER_HDR_SIZE)
+		return 0;
+	size = rx_msg_size(rx, rx->start);
+	if (size < VFIO_USER_HDR_SIZE || size > lim->max_size) {
+		memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
+		return size < VFIO_USER_HDR_SIZE ? -EBADMSG : -E2BIG;
+	}
+	return size;
+}
+
 int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 		      const struct vfpm_recv_limits *lim)
 {
@@ -503,32 +533,21 @@ int vfpm_sock_rx_next(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 	vfpm_msg_init(m);
 	for (;;) {
 		size_t buffered = rx->end - rx->start;
+		ssize_t size = rx_head_size(rx, lim, m);
 
-		if (buffered >= VFIO_USER_HDR_SIZE) {
-			uint32_t size = rx_msg_size(rx, rx->start);
-
-			if (size < VFIO_USER_HDR_SIZE || size > lim->max_size) {
-				memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
-				return size < VFIO_USER_HDR_SIZE ? -EBADMSG : -E2BIG;
-			}
-			if (size <= buffered) {
-				err = rx_take(rx, m, size);
-				break;
-			}
-			if (size > sizeof(rx->buf)) {
-				if (lim->msg_timeout_ms && !rx->head_deadline_ms)
-					rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
-				err = rx_take_large(rx, sock, m, size, lim);
-				break;
-			}
+		if (size < 0)
+			return (int)size;
+		if (size && (size_t)size <= buffered) {
+			err = rx_take(rx, m, (size_t)size);
+			break;
 		}
-		/*
-		 * A begun message must be finished within msg_timeout_ms, counted
-		 * from when we first wait for its rest (not from when its first
-		 * byte came in behind a request that took its time).
-		 */
-		if (buffered && lim->msg_timeout_ms && !rx->head_deadline_ms)
-			rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+		/* A begun message must be finished within msg_timeout_ms. */
+		if (buffered)
+			rx_wait_starts(rx, lim);
+		if ((size_t)size > sizeof(rx->buf)) {
+			err = rx_take_large(rx, sock, m, (size_t)size, lim);
+			break;
+		}
 		err = rx_fill(rx, sock, lim, earliest(lim->deadline_ms,
 						      buffered ? rx->head_deadline_ms : 0), &short_read);
 		if (err)
@@ -562,8 +581,6 @@ static int rx_begin_big(struct vfpm_sock_rx *rx, size_t size, const struct vfpm_
 	memcpy(big->payload, rx->buf + rx->start + VFIO_USER_HDR_SIZE, have);
 	rx_give_fds(rx, rx->start, big);
 	rx->start = rx->end = 0;
-	if (lim->msg_timeout_ms && !rx->head_deadline_ms)
-		rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
 	rx->big = big;
 	rx->big_have = have;
 	return 0;
@@ -600,6 +617,7 @@ int vfpm_sock_rx_poll(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 	for (;;) {
 		size_t buffered = rx->end - rx->start;
 		bool short_read;
+		ssize_t size;
 		int err;
 
 		if (rx->big) {
@@ -617,29 +635,23 @@ int vfpm_sock_rx_poll(struct vfpm_sock_rx *rx, int sock, struct vfpm_msg *m,
 				return err;
 			continue;
 		}
-		if (buffered >= VFIO_USER_HDR_SIZE) {
-			uint32_t size = rx_msg_size(rx, rx->start);
-
-			if (size < VFIO_USER_HDR_SIZE || size > lim->max_size) {
-				memcpy(&m->hdr, rx->buf + rx->start, sizeof(m->hdr));
-				return size < VFIO_USER_HDR_SIZE ? -EBADMSG : -E2BIG;
-			}
-			if (size <= buffered) {
-				err = rx_take(rx, m, size);
-				if (err)
-					vfpm_msg_release(m);
-				return err;
-			}
-			if (size > sizeof(rx->buf)) {
-				err = rx_begin_big(rx, size, lim);
-				if (err)
-					return err;
-				continue;
-			}
+		size = rx_head_size(rx, lim, m);
+		if (size < 0)
+			return (int)size;
+		if (size && (size_t)size <= buffered) {
+			err = rx_take(rx, m, (size_t)size);
+			if (err)
+				vfpm_msg_release(m);
+			return err;
 		}
-		/* A begun message's time runs from when it is first waited for. */
-		if (buffered && lim->msg_timeout_ms && !rx->head_deadline_ms)
-			rx->head_deadline_ms = now_ms() + lim->msg_timeout_ms;
+		if (buffered)
+			rx_wait_starts(rx, lim);
+		if ((size_t)size > sizeof(rx->buf)) {
+			err = rx_begin_big(rx, (size_t)size, lim);
+			if (err)
+				return err;
+			continue;
+		}
 		if (!*readable)
 			return -EAGAIN;
 		err = rx_fill(rx, sock, lim, RECV_NONBLOCK, &short_read);
