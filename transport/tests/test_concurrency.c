@@ -175,21 +175,6 @@ static void test_connect_churn(void **state)
 
 #define BLOCKED 6	/* more than the loop's two permanent threads */
 
-struct slow {
-	struct vfpm_client *c;
-	uint32_t value;
-	ssize_t ret;
-};
-
-static void *slow_thread(void *arg)
-{
-	struct slow *s = arg;
-
-	s->ret = vfpm_client_region_read(s->c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_SLOW, &s->value,
-					 4);
-	return NULL;
-}
-
 /*
  * Six clients' reads wait in the model at once; a seventh client is still
  * served.  On the threaded loop each waiting read holds a thread, so the
@@ -200,19 +185,19 @@ static void *slow_thread(void *arg)
 static void test_blocked_requests_hold_up_only_their_own(void **state)
 {
 	struct tfix *f = *state;
-	struct slow s[BLOCKED];
+	struct t_slow_read s[BLOCKED];
 	pthread_t t[BLOCKED];
 	struct vfpm_client *other;
 	uint32_t cmd = 0;
 
 	for (unsigned int i = 0; i < BLOCKED; i++) {
-		s[i] = (struct slow){ .c = tfix_connect(f) };
+		s[i] = (struct t_slow_read){ .c = tfix_connect(f) };
 		t_enable_memory(s[i].c);
 	}
 	other = tfix_connect(f);
 	t_read_gate_close(f->model);
 	for (unsigned int i = 0; i < BLOCKED; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &s[i]), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, t_slow_read_thread, &s[i]), 0);
 	assert_int_equal(tm_read_gate_wait(f->model, BLOCKED, T_TIMEOUT_MS), 0);
 
 	/* Every one of them is inside its request: the other client is served all the same. */

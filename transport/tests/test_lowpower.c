@@ -294,21 +294,6 @@ static void test_mmap_revoked_while_engaged(void **state)
 	vfpm_client_close(c);
 }
 
-struct slow_read {
-	struct vfpm_client *c;
-	uint32_t value;
-	ssize_t ret;
-};
-
-static void *slow_read_thread(void *arg)
-{
-	struct slow_read *r = arg;
-
-	r->ret = vfpm_client_region_read(r->c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_SLOW, &r->value,
-					 4);
-	return NULL;
-}
-
 /*
  * The race: client 1 is inside a long request, client 2 asks for low power.
  * ENTRY succeeds at once, the device stays ACTIVE until the request returns,
@@ -317,7 +302,7 @@ static void *slow_read_thread(void *arg)
 static void entry_during_request(struct tfix *f, bool deferred)
 {
 	struct vfpm_client *c1 = tfix_connect(f), *c2 = tfix_connect(f);
-	struct slow_read r = { .c = c1 };
+	struct t_slow_read r = { .c = c1 };
 	pthread_t t;
 
 	t_enable_memory(c1);
@@ -325,7 +310,7 @@ static void entry_during_request(struct tfix *f, bool deferred)
 		tm_read_gate_close_deferred(f->model);
 	else
 		tm_read_gate_close(f->model);
-	assert_int_equal(pthread_create(&t, NULL, slow_read_thread, &r), 0);
+	assert_int_equal(pthread_create(&t, NULL, t_slow_read_thread, &r), 0);
 	assert_int_equal(tm_read_gate_wait(f->model, 1, T_TIMEOUT_MS), 0);
 
 	assert_int_equal(vfpm_client_low_power_entry(c2), 0);

@@ -63,6 +63,15 @@ int t_server_start(struct vfpm_server *srv)
 	return caller_loop ? vfpm_server_attach(srv, caller_loop) : vfpm_server_start(srv);
 }
 
+void *t_slow_read_thread(void *arg)
+{
+	struct t_slow_read *r = arg;
+
+	r->ret = vfpm_client_region_read(r->c, VFIO_PCI_BAR2_REGION_INDEX, TM_REG_SLOW, &r->value,
+					 4);
+	return NULL;
+}
+
 void t_read_gate_close(struct test_model *m)
 {
 	if (caller_loop)

@@ -60,6 +60,14 @@ int t_server_start(struct vfpm_server *srv);
  * deferred and completed when the gate opens.
  */
 void t_read_gate_close(struct test_model *m);
+/* A thread's read of TM_REG_SLOW, which waits at the model's read gate. */
+struct t_slow_read {
+	struct vfpm_client *c;
+	uint32_t value;
+	ssize_t ret;
+};
+
+void *t_slow_read_thread(void *arg);	/* arg: struct t_slow_read */
 /* Is this run the caller-driven one? */
 bool t_caller_loop(void);
 int t_count_threads(void);
