@@ -515,27 +515,51 @@ static void *echo_peer_main(void *arg)
 	return NULL;
 }
 
-static void *echo_accept_main(void *arg)
+uint64_t bench_run_window(pthread_barrier_t *start, unsigned int run_ms, atomic_bool *stop)
 {
-	struct bench_echo *e = arg;
+	int ret = pthread_barrier_wait(start);
+	uint64_t began;
 
+	if (ret != 0 && ret != PTHREAD_BARRIER_SERIAL_THREAD)
+		bench_die("pthread_barrier_wait", ret);
+	began = bench_now_ns();
+	bench_sleep_ms(run_ms);
+	atomic_store(stop, true);
+	return began;
+}
+
+int bench_accept_or_stop(int listen_fd, int stop_efd)
+{
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = e->listen_fd, .events = POLLIN },
-					 { .fd = e->stop_efd, .events = POLLIN } };
-		struct echo_peer *p;
-		pthread_t peer;
+		struct pollfd pfd[2] = { { .fd = listen_fd, .events = POLLIN },
+					 { .fd = stop_efd, .events = POLLIN } };
 		int sock;
 
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			bench_die("echo poll", errno);
+			bench_die("raw server poll", errno);
 		}
 		if (pfd[1].revents)
-			return NULL;
-		sock = accept4(e->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			return -1;
+		sock = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (sock < 0)
-			bench_die("echo accept", errno);
+			bench_die("raw server accept", errno);
+		return sock;
+	}
+}
+
+static void *echo_accept_main(void *arg)
+{
+	struct bench_echo *e = arg;
+
+	for (;;) {
+		int sock = bench_accept_or_stop(e->listen_fd, e->stop_efd);
+		struct echo_peer *p;
+		pthread_t peer;
+
+		if (sock < 0)
+			return NULL;
 		p = malloc(sizeof(*p));
 		if (!p)
 			bench_die("malloc", ENOMEM);

@@ -12,6 +12,8 @@
 #ifndef VFPM_BENCH_COMMON_H
 #define VFPM_BENCH_COMMON_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,6 +141,14 @@ struct bench_echo;
 struct bench_echo *bench_echo_start(const char *path, size_t req_size, size_t reply_size);
 void bench_echo_stop(struct bench_echo *e);
 int bench_unix_connect(const char *path);
+/* The next connection on listen_fd, or -1 once stop_efd is readable (dies on errors). */
+int bench_accept_or_stop(int listen_fd, int stop_efd);
+/*
+ * Let the workers waiting at start (a barrier of them and the caller) go,
+ * and after run_ms set *stop: when they went (bench_now_ns).  The caller
+ * then joins them.
+ */
+uint64_t bench_run_window(pthread_barrier_t *start, unsigned int run_ms, atomic_bool *stop);
 /* One raw round trip on a connected socket: write req, read the whole reply. */
 void bench_raw_round_trip(int sock, size_t req_size, size_t reply_size);
 

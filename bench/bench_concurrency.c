@@ -121,12 +121,7 @@ static double run_once(struct setup *s, enum mode m, int clients, unsigned int r
 		if (ret)
 			bench_die("pthread_create", ret);
 	}
-	ret = pthread_barrier_wait(&start);
-	if (ret != 0 && ret != PTHREAD_BARRIER_SERIAL_THREAD)
-		bench_die("pthread_barrier_wait", ret);
-	began = bench_now_ns();
-	bench_sleep_ms(run_ms);
-	atomic_store(&stop, true);
+	began = bench_run_window(&start, run_ms, &stop);
 	for (int i = 0; i < clients; i++) {
 		pthread_join(w[i].thread, NULL);
 		total += w[i].done;

@@ -82,20 +82,10 @@ static void *raw_server_main(void *arg)
 	uint8_t req[RAW_REQ_SIZE], reply[RAW_REPLY_SIZE] = { 0 };
 
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = r->listen_fd, .events = POLLIN },
-					 { .fd = r->stop_efd, .events = POLLIN } };
-		int sock;
+		int sock = bench_accept_or_stop(r->listen_fd, r->stop_efd);
 
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			bench_die("raw server poll", errno);
-		}
-		if (pfd[1].revents)
-			return NULL;
-		sock = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (sock < 0)
-			bench_die("raw server accept", errno);
+			return NULL;
 				if (!xfer_all(sock, req, sizeof(req), false) ||
 		    !xfer_all(sock, reply, sizeof(reply), true))
 			bench_die("raw server VERSION exchange", errno ? errno : EPIPE);
